@@ -1,0 +1,1242 @@
+"""Ledger use cases: open accounts, book entries (one or thousands), reverse,
+hold and post, read balances. Each public function is one transaction.
+
+Concurrency: a booking locks the balance rows it touches in ascending account
+id order (so two bookings never deadlock), checks balance constraints on the
+locked values, writes, and takes the chain head last, so bookings on different
+accounts wait on each other only for the seal itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from lendcore.errors import (
+    AccountClosed,
+    AccountExists,
+    AccountNotEmpty,
+    AccountNotFound,
+    CurrencyMismatch,
+    EntryAlreadyReversed,
+    EntryIsReversal,
+    EntryNotFound,
+    HoldExceeded,
+    HoldExpired,
+    HoldNotFound,
+    HoldResolved,
+    IdempotencyConflict,
+    InvalidAccount,
+    InvalidEntry,
+    InvalidInput,
+    ValueDateInFuture,
+)
+from lendcore.ledger.chain import EntryHeader, PostingRow, encode_id_ranges, entry_digest, seal_hash
+from lendcore.ledger.model import (
+    ENTRIES_PER_BATCH_MAX,
+    AccountSpec,
+    AccountStatus,
+    AccountType,
+    BalanceConstraint,
+    EntrySpec,
+    NormalSide,
+    PostingSpec,
+    Side,
+    Totals,
+    balance_on_normal_side,
+    canonical_json,
+    check_constraint,
+    request_fingerprint,
+    reversal_postings,
+    validate_account_spec,
+    validate_amount,
+    validate_entry,
+    validate_idempotency_key,
+)
+from lendcore.money import currency as lookup_currency
+from lendcore.services.business_date import current_business_date, utc_timestamp
+from lendcore.store.bulk import execute_many, insert_rows
+from lendcore.store.database import Database
+from lendcore.store.schema import (
+    account_balances,
+    account_daily_balances,
+    accounts,
+    holds,
+    journal_entries,
+    ledger_chain_head,
+    postings,
+)
+
+# How many values go into one IN (...) list.
+IN_CHUNK = 500
+# A booking that loses a race (deadlock, duplicate key) is retried this often.
+RETRIES_MAX = 3
+# Lists return at most this many rows per page.
+PAGE_SIZE_MAX = 1_000
+
+
+# --- results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    code: str
+    name: str
+    type: AccountType
+    currency: str
+    normal_side: NormalSide
+    parent_code: str | None
+    status: AccountStatus
+    balance_constraint: BalanceConstraint
+    opened_on: date
+    closed_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostedLine:
+    account: str
+    side: Side
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookedEntry:
+    id: int
+    idempotency_key: str
+    business_date: date
+    value_date: date
+    recorded_at: str
+    description: str
+    metadata: Mapping[str, Any]
+    reverses_entry_id: int | None
+    hold_id: int | None
+    postings: tuple[PostedLine, ...]
+    # True when the idempotency key had booked this entry already.
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    entry_ids: list[int]
+    booked_count: int
+    replayed_count: int
+    seal_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    account: str
+    currency: str
+    normal_side: NormalSide
+    as_of: date | None
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+    @property
+    def posted(self) -> int:
+        return balance_on_normal_side(self.debits_posted, self.credits_posted, self.normal_side)
+
+    @property
+    def available(self) -> int:
+        away = self.credits_pending if self.normal_side is NormalSide.DEBIT else self.debits_pending
+        return self.posted - away
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: int
+    idempotency_key: str
+    debit_account: str
+    credit_account: str
+    amount_minor: int
+    currency: str
+    status: str
+    expires_on: date
+    business_date: date
+    resolved_on: date | None
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrialBalanceRow:
+    code: str
+    name: str
+    type: AccountType
+    currency: str
+    parent_code: str | None
+    depth: int
+    debit_minor: int
+    credit_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrialBalance:
+    as_of: date
+    rows: list[TrialBalanceRow]
+    # Per currency: (total debit balances, total credit balances).
+    totals: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return all(debit == credit for debit, credit in self.totals.values())
+
+
+# --- accounts ------------------------------------------------------------------
+
+
+def open_account(db: Database, spec: AccountSpec) -> Account:
+    validate_account_spec(spec)
+    lookup_currency(spec.currency)
+    with db.transaction() as conn:
+        existing = conn.execute(select(accounts.c.id).where(accounts.c.code == spec.code)).first()
+        if existing is not None:
+            raise AccountExists(f"account {spec.code} exists already", account=spec.code)
+        parent_id = None
+        if spec.parent_code is not None:
+            parent = _account_row(conn, spec.parent_code)
+            if parent.currency != spec.currency.upper():
+                raise InvalidAccount(
+                    f"account {spec.code} in {spec.currency.upper()} cannot roll up into "
+                    f"{parent.code} in {parent.currency}"
+                )
+            parent_id = parent.id
+        today = current_business_date(conn)
+        account_id = conn.execute(
+            insert(accounts)
+            .values(
+                code=spec.code,
+                name=spec.name.strip(),
+                type=spec.type.value,
+                currency=spec.currency.upper(),
+                normal_side=spec.effective_normal_side.value,
+                parent_id=parent_id,
+                status=AccountStatus.OPEN.value,
+                balance_constraint=spec.balance_constraint.value,
+                opened_on=today,
+                created_at=utc_timestamp(),
+            )
+            .returning(accounts.c.id)
+        ).scalar_one()
+        conn.execute(
+            insert(account_balances).values(
+                account_id=account_id,
+                debits_posted=0,
+                credits_posted=0,
+                debits_pending=0,
+                credits_pending=0,
+            )
+        )
+        return _account_row(conn, spec.code)
+
+
+def close_account(db: Database, code: str) -> Account:
+    with db.transaction() as conn:
+        locked = _lock_accounts(conn, [code])[code]
+        if locked.status is AccountStatus.CLOSED:
+            raise AccountClosed(f"account {code} is closed already", account=code)
+        t = locked.totals
+        if t.debits_posted != t.credits_posted or t.debits_pending or t.credits_pending:
+            raise AccountNotEmpty(
+                f"account {code} still has a balance or pending holds; move them before closing",
+                account=code,
+            )
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id == locked.id)
+            .values(status=AccountStatus.CLOSED.value, closed_on=current_business_date(conn))
+        )
+        return _account_row(conn, code)
+
+
+def get_account(db: Database, code: str) -> Account:
+    with db.reading() as conn:
+        return _account_row(conn, code)
+
+
+def list_accounts(db: Database) -> list[Account]:
+    with db.reading() as conn:
+        return [
+            _to_account(row) for row in conn.execute(_account_query().order_by(accounts.c.code))
+        ]
+
+
+def _account_query() -> Any:
+    parent = accounts.alias("parent")
+    return select(accounts, parent.c.code.label("parent_code")).outerjoin(
+        parent, accounts.c.parent_id == parent.c.id
+    )
+
+
+def _to_account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        type=AccountType(row.type),
+        currency=row.currency,
+        normal_side=NormalSide(row.normal_side),
+        parent_code=row.parent_code,
+        status=AccountStatus(row.status),
+        balance_constraint=BalanceConstraint(row.balance_constraint),
+        opened_on=row.opened_on,
+        closed_on=row.closed_on,
+    )
+
+
+def _account_row(conn: Connection, code: str) -> Account:
+    row = conn.execute(_account_query().where(accounts.c.code == code)).first()
+    if row is None:
+        raise AccountNotFound(f"no account with code {code}", account=code)
+    return _to_account(row)
+
+
+# --- locking ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Locked:
+    """An account with its balance row locked for this transaction."""
+
+    id: int
+    code: str
+    currency: str
+    status: AccountStatus
+    normal_side: NormalSide
+    constraint: BalanceConstraint
+    totals: Totals
+    original: Totals
+
+
+def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, _Locked]:
+    """Lock the balance rows of `codes` in ascending id order; unknown codes raise."""
+    wanted = sorted(set(codes))
+    if len(wanted) > IN_CHUNK:
+        # Resolve ids first so locks are taken in one global order across chunks.
+        id_of: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            id_of.update(
+                conn.execute(
+                    select(accounts.c.code, accounts.c.id).where(accounts.c.code.in_(chunk))
+                )
+                .tuples()
+                .all()
+            )
+        _require_known(wanted, id_of)
+        key_column = accounts.c.id
+        keys: list[Any] = sorted(id_of.values())
+    else:
+        key_column = accounts.c.code
+        keys = wanted
+    locked: dict[str, _Locked] = {}
+    for chunk in _chunks(keys):
+        rows = conn.execute(
+            select(
+                accounts.c.id,
+                accounts.c.code,
+                accounts.c.currency,
+                accounts.c.status,
+                accounts.c.normal_side,
+                accounts.c.balance_constraint,
+                account_balances.c.debits_posted,
+                account_balances.c.credits_posted,
+                account_balances.c.debits_pending,
+                account_balances.c.credits_pending,
+            )
+            .join(account_balances, account_balances.c.account_id == accounts.c.id)
+            .where(key_column.in_(chunk))
+            .order_by(accounts.c.id)
+            .with_for_update(of=account_balances)
+        )
+        for r in rows:
+            totals = Totals(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
+            locked[r.code] = _Locked(
+                id=r.id,
+                code=r.code,
+                currency=r.currency,
+                status=AccountStatus(r.status),
+                normal_side=NormalSide(r.normal_side),
+                constraint=BalanceConstraint(r.balance_constraint),
+                totals=totals,
+                original=totals,
+            )
+    _require_known(wanted, locked)
+    return locked
+
+
+def _require_known(wanted: Sequence[str], found: Mapping[str, Any]) -> None:
+    missing = [code for code in wanted if code not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise AccountNotFound(f"no account with code {shown}", accounts=missing[:20])
+
+
+def _write_totals(conn: Connection, locked: Iterable[_Locked], business_date: date) -> None:
+    changed = [a for a in locked if a.totals != a.original]
+    execute_many(
+        conn,
+        "UPDATE account_balances SET debits_posted = ?, credits_posted = ?, "
+        "debits_pending = ?, credits_pending = ? WHERE account_id = ?",
+        [
+            (
+                a.totals.debits_posted,
+                a.totals.credits_posted,
+                a.totals.debits_pending,
+                a.totals.credits_pending,
+                a.id,
+            )
+            for a in changed
+        ],
+    )
+    posted_changed = [
+        a
+        for a in changed
+        if (a.totals.debits_posted, a.totals.credits_posted)
+        != (a.original.debits_posted, a.original.credits_posted)
+    ]
+    execute_many(
+        conn,
+        "INSERT INTO account_daily_balances (account_id, business_date, debits_posted, "
+        "credits_posted) VALUES (?, ?, ?, ?) ON CONFLICT (account_id, business_date) DO UPDATE "
+        "SET debits_posted = excluded.debits_posted, credits_posted = excluded.credits_posted",
+        [
+            (a.id, business_date, a.totals.debits_posted, a.totals.credits_posted)
+            for a in posted_changed
+        ],
+    )
+
+
+# --- booking -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    spec: EntrySpec
+    fingerprint: str
+    reverses_entry_id: int | None = None
+    hold_id: int | None = None
+
+
+def _with_retries(operation: Any) -> Any:
+    """Run a booking transaction again when it lost a race it could not see coming."""
+    for attempt in range(RETRIES_MAX + 1):
+        try:
+            return operation()
+        except IntegrityError as exc:
+            # Two callers raced on one idempotency key: the retry finds the winner.
+            if attempt == RETRIES_MAX or "idempotency_key" not in str(exc.orig):
+                raise
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if attempt == RETRIES_MAX or sqlstate not in ("40P01", "40001"):
+                raise
+    raise RuntimeError("unreachable")
+
+
+def book_entry(db: Database, spec: EntrySpec) -> BookedEntry:
+    """Book one journal entry. The same idempotency key with the same content
+    returns the original entry; with other content it is refused."""
+    validate_entry(spec)
+    request = _Request(spec, request_fingerprint(spec))
+
+    def run() -> BookedEntry:
+        with db.transaction() as conn:
+            return _book_one(conn, request)
+
+    result: BookedEntry = _with_retries(run)
+    return result
+
+
+def _book_one(conn: Connection, request: _Request) -> BookedEntry:
+    ids, replayed = _book(conn, [request])
+    if replayed:
+        return _load_entries(conn, ids, replayed=True)[0]
+    spec = request.spec
+    business_date = current_business_date(conn)
+    return BookedEntry(
+        id=ids[0],
+        idempotency_key=spec.idempotency_key,
+        business_date=business_date,
+        value_date=spec.value_date or business_date,
+        recorded_at=_last_recorded_at(conn, ids[0]),
+        description=spec.description,
+        metadata=dict(spec.metadata),
+        reverses_entry_id=request.reverses_entry_id,
+        hold_id=request.hold_id,
+        postings=tuple(
+            PostedLine(p.account, p.side, p.amount_minor, p.currency.upper()) for p in spec.postings
+        ),
+    )
+
+
+def _last_recorded_at(conn: Connection, entry_id: int) -> str:
+    value = conn.execute(
+        select(journal_entries.c.recorded_at).where(journal_entries.c.id == entry_id)
+    ).scalar_one()
+    return str(value)
+
+
+def book_entries(db: Database, specs: Sequence[EntrySpec]) -> BulkResult:
+    """Book many entries in one transaction, all or nothing (end of day uses this).
+
+    Entries whose idempotency key booked the same content before are skipped
+    and reported as replayed, so a whole batch can be retried safely.
+    """
+    if not specs:
+        raise InvalidEntry("a batch needs at least one entry")
+    if len(specs) > ENTRIES_PER_BATCH_MAX:
+        raise InvalidEntry(f"a batch may hold at most {ENTRIES_PER_BATCH_MAX} entries")
+    keys_seen: set[str] = set()
+    requests: list[_Request] = []
+    for spec in specs:
+        validate_entry(spec)
+        if spec.idempotency_key in keys_seen:
+            raise InvalidEntry(
+                f"idempotency key {spec.idempotency_key!r} appears twice in one batch",
+                idempotency_key=spec.idempotency_key,
+            )
+        keys_seen.add(spec.idempotency_key)
+        requests.append(_Request(spec, request_fingerprint(spec)))
+
+    def run() -> BulkResult:
+        with db.transaction() as conn:
+            ids, replayed_flags = _book_many(conn, requests)
+            replayed = sum(replayed_flags)
+            seal_seq = None
+            if replayed < len(ids):
+                seal_seq = conn.execute(
+                    select(ledger_chain_head.c.seq).where(ledger_chain_head.c.id == 1)
+                ).scalar_one()
+            return BulkResult(ids, len(ids) - replayed, replayed, seal_seq)
+
+    result: BulkResult = _with_retries(run)
+    return result
+
+
+def _book(conn: Connection, requests: Sequence[_Request]) -> tuple[list[int], bool]:
+    """Book a single request (list of one); returns (ids, replayed)."""
+    ids, flags = _book_many(conn, requests)
+    return ids, all(flags)
+
+
+def _existing_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(keys):
+        for key, entry_id, fingerprint in conn.execute(
+            select(
+                journal_entries.c.idempotency_key,
+                journal_entries.c.id,
+                journal_entries.c.request_hash,
+            ).where(journal_entries.c.idempotency_key.in_(chunk))
+        ):
+            found[key] = (entry_id, fingerprint)
+    return found
+
+
+def _book_many(
+    conn: Connection,
+    requests: Sequence[_Request],
+    *,
+    before_apply: Any = None,
+) -> tuple[list[int], list[bool]]:
+    """The one booking path: idempotency, locks, checks, rows, balances, seal."""
+    business_date = current_business_date(conn)
+    existing = _existing_keys(conn, [r.spec.idempotency_key for r in requests])
+    new_requests: list[_Request] = []
+    for request in requests:
+        found = existing.get(request.spec.idempotency_key)
+        if found is None:
+            new_requests.append(request)
+        elif found[1] != request.fingerprint:
+            raise IdempotencyConflict(
+                f"idempotency key {request.spec.idempotency_key!r} was used for entry "
+                f"{found[0]} with other content",
+                idempotency_key=request.spec.idempotency_key,
+                entry_id=found[0],
+            )
+    if not new_requests:
+        return [existing[r.spec.idempotency_key][0] for r in requests], [True] * len(requests)
+
+    for request in new_requests:
+        value_date = request.spec.value_date
+        if value_date is not None and value_date > business_date:
+            raise ValueDateInFuture(
+                f"value date {value_date.isoformat()} is after the business date "
+                f"{business_date.isoformat()}"
+            )
+
+    locked = _lock_accounts(conn, (p.account for r in new_requests for p in r.spec.postings))
+    if before_apply is not None:
+        before_apply(locked)
+    _apply_postings(new_requests, locked)
+
+    new_ids = _allocate_entry_ids(conn, len(new_requests))
+    recorded_at = utc_timestamp()
+    entry_rows: list[tuple[Any, ...]] = []
+    posting_rows: list[tuple[Any, ...]] = []
+    digests: list[str] = []
+    for entry_id, request in zip(new_ids, new_requests, strict=True):
+        spec = request.spec
+        header = EntryHeader(
+            id=entry_id,
+            idempotency_key=spec.idempotency_key,
+            request_hash=request.fingerprint,
+            business_date=business_date,
+            value_date=spec.value_date or business_date,
+            recorded_at=recorded_at,
+            description=spec.description,
+            metadata_json=canonical_json(dict(spec.metadata)),
+            reverses_entry_id=request.reverses_entry_id,
+            hold_id=request.hold_id,
+        )
+        lines: list[PostingRow] = [
+            (line_no, locked[p.account].id, p.side.value, p.amount_minor, p.currency.upper())
+            for line_no, p in enumerate(spec.postings, start=1)
+        ]
+        digest = entry_digest(header, lines)
+        digests.append(digest)
+        entry_rows.append(
+            (
+                header.id,
+                header.idempotency_key,
+                header.request_hash,
+                header.business_date,
+                header.value_date,
+                header.recorded_at,
+                header.description,
+                header.metadata_json,
+                header.reverses_entry_id,
+                header.hold_id,
+                digest,
+            )
+        )
+        posting_rows.extend((entry_id, *line) for line in lines)
+
+    insert_rows(
+        conn,
+        "journal_entries",
+        (
+            "id",
+            "idempotency_key",
+            "request_hash",
+            "business_date",
+            "value_date",
+            "recorded_at",
+            "description",
+            "metadata_json",
+            "reverses_entry_id",
+            "hold_id",
+            "entry_digest",
+        ),
+        entry_rows,
+    )
+    insert_rows(
+        conn,
+        "postings",
+        ("entry_id", "line_no", "account_id", "side", "amount_minor", "currency"),
+        posting_rows,
+    )
+    _write_totals(conn, locked.values(), business_date)
+    _seal(conn, new_ids, digests, recorded_at)
+
+    new_id_of = {r.spec.idempotency_key: i for r, i in zip(new_requests, new_ids, strict=True)}
+    ids: list[int] = []
+    flags: list[bool] = []
+    for request in requests:
+        key = request.spec.idempotency_key
+        if key in new_id_of:
+            ids.append(new_id_of[key])
+            flags.append(False)
+        else:
+            ids.append(existing[key][0])
+            flags.append(True)
+    return ids, flags
+
+
+def _apply_postings(requests: Sequence[_Request], locked: dict[str, _Locked]) -> None:
+    """Apply each entry in order to the locked totals, checking every constraint
+    after each entry (an entry is atomic; its lines are not checked one by one)."""
+    for request in requests:
+        touched: list[_Locked] = []
+        for p in request.spec.postings:
+            account = locked[p.account]
+            if account.status is AccountStatus.CLOSED:
+                raise AccountClosed(f"account {p.account} is closed", account=p.account)
+            if account.currency != p.currency.upper():
+                raise CurrencyMismatch(
+                    f"account {p.account} is in {account.currency}, the posting is in "
+                    f"{p.currency.upper()}",
+                    account=p.account,
+                )
+            account.totals = account.totals.posted(p.side, p.amount_minor)
+            if account.constraint is not BalanceConstraint.NONE:
+                touched.append(account)
+        for account in touched:
+            check_constraint(account.code, account.totals, account.normal_side, account.constraint)
+
+
+def _allocate_entry_ids(conn: Connection, count: int) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) "
+            "FROM generate_series(1, %s)",
+            (count,),
+        )
+        return sorted(int(r[0]) for r in rows)
+    # SQLite: the write lock is held since BEGIN IMMEDIATE, so max(id) is ours.
+    top = conn.execute(select(func.coalesce(func.max(journal_entries.c.id), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
+
+
+def _seal(
+    conn: Connection, entry_ids: Sequence[int], digests: Sequence[str], sealed_at: str
+) -> int:
+    """Append one link covering `entry_ids` to the chain. Taken last: the head row
+    is the one lock every booking shares, held only for this and the commit."""
+    order = sorted(range(len(entry_ids)), key=lambda i: entry_ids[i])
+    ids_sorted = [entry_ids[i] for i in order]
+    digests_sorted = [digests[i] for i in order]
+    head_seq, head_hash = conn.execute(
+        select(ledger_chain_head.c.seq, ledger_chain_head.c.seal_hash)
+        .where(ledger_chain_head.c.id == 1)
+        .with_for_update()
+    ).one()
+    seq = int(head_seq) + 1
+    link = seal_hash(seq, head_hash, ids_sorted, digests_sorted)
+    insert_rows(
+        conn,
+        "ledger_seals",
+        ("seq", "prev_hash", "seal_hash", "entry_ids", "entry_count", "sealed_at"),
+        [(seq, head_hash, link, encode_id_ranges(ids_sorted), len(ids_sorted), sealed_at)],
+    )
+    conn.execute(
+        update(ledger_chain_head).where(ledger_chain_head.c.id == 1).values(seq=seq, seal_hash=link)
+    )
+    return seq
+
+
+# --- reading entries -------------------------------------------------------------
+
+
+def _load_entries(
+    conn: Connection, ids: Sequence[int], *, replayed: bool = False
+) -> list[BookedEntry]:
+    headers: dict[int, Any] = {}
+    lines: dict[int, list[PostedLine]] = {}
+    for chunk in _chunks(list(ids)):
+        for row in conn.execute(select(journal_entries).where(journal_entries.c.id.in_(chunk))):
+            headers[row.id] = row
+        for row in conn.execute(
+            select(postings, accounts.c.code)
+            .join(accounts, accounts.c.id == postings.c.account_id)
+            .where(postings.c.entry_id.in_(chunk))
+            .order_by(postings.c.entry_id, postings.c.line_no)
+        ):
+            lines.setdefault(row.entry_id, []).append(
+                PostedLine(row.code, Side(row.side), row.amount_minor, row.currency)
+            )
+    result = []
+    for entry_id in ids:
+        h = headers.get(entry_id)
+        if h is None:
+            raise EntryNotFound(f"no journal entry {entry_id}", entry_id=entry_id)
+        result.append(
+            BookedEntry(
+                id=h.id,
+                idempotency_key=h.idempotency_key,
+                business_date=h.business_date,
+                value_date=h.value_date,
+                recorded_at=h.recorded_at,
+                description=h.description,
+                metadata=json.loads(h.metadata_json),
+                reverses_entry_id=h.reverses_entry_id,
+                hold_id=h.hold_id,
+                postings=tuple(lines.get(entry_id, [])),
+                replayed=replayed,
+            )
+        )
+    return result
+
+
+def get_entry(db: Database, entry_id: int) -> BookedEntry:
+    with db.reading() as conn:
+        return _load_entries(conn, [entry_id])[0]
+
+
+def list_entries(
+    db: Database,
+    *,
+    account: str | None = None,
+    business_date: date | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[BookedEntry]:
+    """Entries in booking order, after `after_id` (a cursor), optionally filtered."""
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInput(f"limit must be between 1 and {PAGE_SIZE_MAX}")
+    with db.reading() as conn:
+        query = select(journal_entries.c.id).where(journal_entries.c.id > after_id)
+        if business_date is not None:
+            query = query.where(journal_entries.c.business_date == business_date)
+        if account is not None:
+            account_id = _account_row(conn, account).id
+            query = query.where(
+                journal_entries.c.id.in_(
+                    select(postings.c.entry_id).where(postings.c.account_id == account_id)
+                )
+            )
+        ids = list(conn.execute(query.order_by(journal_entries.c.id).limit(limit)).scalars())
+        return _load_entries(conn, ids)
+
+
+# --- reversal ----------------------------------------------------------------------
+
+
+def reverse_entry(
+    db: Database, entry_id: int, idempotency_key: str, description: str | None = None
+) -> BookedEntry:
+    """Book the entry that undoes `entry_id`: same lines, sides swapped. The
+    journal keeps both; an entry can be reversed once, and a reversal is final."""
+    validate_idempotency_key(idempotency_key)
+
+    def run() -> BookedEntry:
+        with db.transaction() as conn:
+            original = _load_entries(conn, [entry_id])[0]
+            if original.reverses_entry_id is not None:
+                raise EntryIsReversal(
+                    f"entry {entry_id} is itself a reversal of entry "
+                    f"{original.reverses_entry_id}; book a new entry instead",
+                    entry_id=entry_id,
+                )
+            spec = EntrySpec(
+                idempotency_key=idempotency_key,
+                postings=reversal_postings(
+                    [
+                        PostingSpec(p.account, p.side, p.amount_minor, p.currency)
+                        for p in original.postings
+                    ]
+                ),
+                description=description or f"Reversal of entry {entry_id}",
+                metadata={"reverses": entry_id},
+            )
+            request = _Request(
+                spec, request_fingerprint(spec, reverses=entry_id), reverses_entry_id=entry_id
+            )
+            already = conn.execute(
+                select(journal_entries.c.id, journal_entries.c.idempotency_key).where(
+                    journal_entries.c.reverses_entry_id == entry_id
+                )
+            ).first()
+            if already is not None and already.idempotency_key != idempotency_key:
+                raise EntryAlreadyReversed(
+                    f"entry {entry_id} was reversed already by entry {already.id}",
+                    entry_id=entry_id,
+                    reversal_id=already.id,
+                )
+            return _book_one(conn, request)
+
+    result: BookedEntry = _with_retries(run)
+    return result
+
+
+# --- holds ---------------------------------------------------------------------------
+
+
+def place_hold(
+    db: Database,
+    *,
+    idempotency_key: str,
+    debit_account: str,
+    credit_account: str,
+    amount_minor: int,
+    currency: str,
+    expires_on: date,
+    description: str = "",
+    metadata: Mapping[str, Any] | None = None,
+) -> Hold:
+    """Reserve `amount_minor` to move from `credit_account` to `debit_account`
+    (the entry a post will book); reserved amounts count against constraints."""
+    validate_idempotency_key(idempotency_key)
+    validate_amount(amount_minor)
+    currency = currency.upper()
+    lookup_currency(currency)
+    if debit_account == credit_account:
+        raise InvalidEntry("a hold moves money between two different accounts")
+    metadata_json = canonical_json(dict(metadata or {}))
+    fingerprint = canonical_json(
+        [
+            debit_account,
+            credit_account,
+            amount_minor,
+            currency,
+            expires_on.isoformat(),
+            description,
+            metadata_json,
+        ]
+    )
+
+    def run() -> Hold:
+        with db.transaction() as conn:
+            found = conn.execute(
+                select(holds.c.id, holds.c.request_hash).where(
+                    holds.c.idempotency_key == idempotency_key
+                )
+            ).first()
+            if found is not None:
+                if found.request_hash != fingerprint:
+                    raise IdempotencyConflict(
+                        f"idempotency key {idempotency_key!r} was used for hold {found.id} with "
+                        "other content",
+                        idempotency_key=idempotency_key,
+                    )
+                return _load_hold(conn, found.id)
+            today = current_business_date(conn)
+            if expires_on < today:
+                raise InvalidInput(
+                    f"hold expiry {expires_on.isoformat()} is before the business date {today.isoformat()}"
+                )
+            locked = _lock_accounts(conn, [debit_account, credit_account])
+            for code in (debit_account, credit_account):
+                account = locked[code]
+                if account.status is AccountStatus.CLOSED:
+                    raise AccountClosed(f"account {code} is closed", account=code)
+                if account.currency != currency:
+                    raise CurrencyMismatch(
+                        f"account {code} is in {account.currency}, the hold is in {currency}",
+                        account=code,
+                    )
+            _reserve(locked[debit_account], Side.DEBIT, amount_minor)
+            _reserve(locked[credit_account], Side.CREDIT, amount_minor)
+            hold_id = conn.execute(
+                insert(holds)
+                .values(
+                    idempotency_key=idempotency_key,
+                    request_hash=fingerprint,
+                    debit_account_id=locked[debit_account].id,
+                    credit_account_id=locked[credit_account].id,
+                    amount_minor=amount_minor,
+                    currency=currency,
+                    status="pending",
+                    expires_on=expires_on,
+                    business_date=today,
+                    description=description,
+                    metadata_json=metadata_json,
+                    recorded_at=utc_timestamp(),
+                )
+                .returning(holds.c.id)
+            ).scalar_one()
+            _write_totals(conn, locked.values(), today)
+            return _load_hold(conn, hold_id)
+
+    result: Hold = _with_retries(run)
+    return result
+
+
+def _reserve(account: _Locked, side: Side, amount_minor: int) -> None:
+    account.totals = account.totals.reserved(side, amount_minor)
+    check_constraint(account.code, account.totals, account.normal_side, account.constraint)
+
+
+def post_hold(
+    db: Database,
+    hold_id: int,
+    *,
+    idempotency_key: str,
+    amount_minor: int | None = None,
+    description: str | None = None,
+) -> BookedEntry:
+    """Book a pending hold in full (no amount) or in part; the rest is released."""
+    validate_idempotency_key(idempotency_key)
+    if amount_minor is not None:
+        validate_amount(amount_minor)
+
+    def run() -> BookedEntry:
+        with db.transaction() as conn:
+            hold = _load_hold(conn, hold_id, lock=True)
+            posted = conn.execute(
+                select(journal_entries.c.id, journal_entries.c.idempotency_key).where(
+                    journal_entries.c.hold_id == hold_id
+                )
+            ).first()
+            if posted is not None and posted.idempotency_key == idempotency_key:
+                return _load_entries(conn, [posted.id], replayed=True)[0]
+            _require_pending(conn, hold)
+            amount = hold.amount_minor if amount_minor is None else amount_minor
+            if amount > hold.amount_minor:
+                raise HoldExceeded(
+                    f"hold {hold_id} reserves {hold.amount_minor} minor units; "
+                    f"cannot post {amount}",
+                    hold_id=hold_id,
+                )
+            spec = EntrySpec(
+                idempotency_key=idempotency_key,
+                postings=(
+                    PostingSpec(hold.debit_account, Side.DEBIT, amount, hold.currency),
+                    PostingSpec(hold.credit_account, Side.CREDIT, amount, hold.currency),
+                ),
+                description=description or hold.description or f"Posting of hold {hold_id}",
+                metadata={"hold": hold_id},
+            )
+            request = _Request(spec, request_fingerprint(spec, hold=hold_id), hold_id=hold_id)
+
+            def release(locked: dict[str, _Locked]) -> None:
+                locked[hold.debit_account].totals = locked[hold.debit_account].totals.reserved(
+                    Side.DEBIT, -hold.amount_minor
+                )
+                locked[hold.credit_account].totals = locked[hold.credit_account].totals.reserved(
+                    Side.CREDIT, -hold.amount_minor
+                )
+
+            ids, flags = _book_many(conn, [request], before_apply=release)
+            if flags[0]:
+                raise IdempotencyConflict(
+                    f"idempotency key {idempotency_key!r} booked another entry already",
+                    idempotency_key=idempotency_key,
+                )
+            _resolve_hold(conn, hold_id, "posted")
+            return _load_entries(conn, ids)[0]
+
+    result: BookedEntry = _with_retries(run)
+    return result
+
+
+def void_hold(db: Database, hold_id: int) -> Hold:
+    """Release a pending hold without booking anything."""
+    with db.transaction() as conn:
+        hold = _load_hold(conn, hold_id, lock=True)
+        _require_pending(conn, hold)
+        _release_holds(conn, [hold], "voided")
+        return _load_hold(conn, hold_id)
+
+
+def expire_holds(conn: Connection, business_date: date) -> int:
+    """Void every pending hold whose expiry date is before `business_date`."""
+    ids = list(
+        conn.execute(
+            select(holds.c.id).where(
+                holds.c.status == "pending", holds.c.expires_on < business_date
+            )
+        ).scalars()
+    )
+    if ids:
+        _release_holds(conn, [_load_hold(conn, i, lock=True) for i in ids], "expired")
+    return len(ids)
+
+
+def _require_pending(conn: Connection, hold: Hold) -> None:
+    if hold.status != "pending":
+        raise HoldResolved(f"hold {hold.id} is {hold.status} already", hold_id=hold.id)
+    if hold.expires_on < current_business_date(conn):
+        raise HoldExpired(
+            f"hold {hold.id} expired on {hold.expires_on.isoformat()}", hold_id=hold.id
+        )
+
+
+def _release_holds(conn: Connection, released: Sequence[Hold], status: str) -> None:
+    locked = _lock_accounts(
+        conn, [c for h in released for c in (h.debit_account, h.credit_account)]
+    )
+    for hold in released:
+        debit, credit = locked[hold.debit_account], locked[hold.credit_account]
+        debit.totals = debit.totals.reserved(Side.DEBIT, -hold.amount_minor)
+        credit.totals = credit.totals.reserved(Side.CREDIT, -hold.amount_minor)
+        _resolve_hold(conn, hold.id, status)
+    _write_totals(conn, locked.values(), current_business_date(conn))
+
+
+def _resolve_hold(conn: Connection, hold_id: int, status: str) -> None:
+    conn.execute(
+        update(holds)
+        .where(holds.c.id == hold_id)
+        .values(status=status, resolved_on=current_business_date(conn))
+    )
+
+
+def _hold_query() -> Any:
+    debit = accounts.alias("debit")
+    credit = accounts.alias("credit")
+    return (
+        select(holds, debit.c.code.label("debit_code"), credit.c.code.label("credit_code"))
+        .join(debit, debit.c.id == holds.c.debit_account_id)
+        .join(credit, credit.c.id == holds.c.credit_account_id)
+    )
+
+
+def _to_hold(row: Any) -> Hold:
+    return Hold(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        debit_account=row.debit_code,
+        credit_account=row.credit_code,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        status=row.status,
+        expires_on=row.expires_on,
+        business_date=row.business_date,
+        resolved_on=row.resolved_on,
+        description=row.description,
+    )
+
+
+def _load_hold(conn: Connection, hold_id: int, *, lock: bool = False) -> Hold:
+    """Read a hold; with `lock`, hold its row until commit (before any balance lock)."""
+    query = _hold_query().where(holds.c.id == hold_id)
+    if lock:
+        query = query.with_for_update(of=holds)
+    row = conn.execute(query).first()
+    if row is None:
+        raise HoldNotFound(f"no hold {hold_id}", hold_id=hold_id)
+    return _to_hold(row)
+
+
+def get_hold(db: Database, hold_id: int) -> Hold:
+    with db.reading() as conn:
+        return _load_hold(conn, hold_id)
+
+
+def list_holds(
+    db: Database, *, status: str | None = None, after_id: int = 0, limit: int = 100
+) -> list[Hold]:
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInput(f"limit must be between 1 and {PAGE_SIZE_MAX}")
+    with db.reading() as conn:
+        query = _hold_query().where(holds.c.id > after_id)
+        if status is not None:
+            query = query.where(holds.c.status == status)
+        return [_to_hold(r) for r in conn.execute(query.order_by(holds.c.id).limit(limit))]
+
+
+# --- balances ----------------------------------------------------------------------
+
+
+def account_balance(db: Database, code: str, as_of: date | None = None) -> Balance:
+    """The account's balance now (with pending holds) or at the end of a past business date."""
+    with db.reading() as conn:
+        account = _account_row(conn, code)
+        if as_of is None:
+            row = conn.execute(
+                select(account_balances).where(account_balances.c.account_id == account.id)
+            ).one()
+            return Balance(
+                code,
+                account.currency,
+                account.normal_side,
+                None,
+                row.debits_posted,
+                row.credits_posted,
+                row.debits_pending,
+                row.credits_pending,
+            )
+        debits, credits = _posted_as_of(conn, [account.id], as_of).get(account.id, (0, 0))
+        return Balance(code, account.currency, account.normal_side, as_of, debits, credits, 0, 0)
+
+
+def _posted_as_of(
+    conn: Connection, account_ids: Sequence[int] | None, as_of: date
+) -> dict[int, tuple[int, int]]:
+    """Posted totals at the end of `as_of`: each account's latest daily row on or before it."""
+    daily = account_daily_balances
+    latest = (
+        select(daily.c.account_id, func.max(daily.c.business_date).label("day"))
+        .where(daily.c.business_date <= as_of)
+        .group_by(daily.c.account_id)
+    )
+    if account_ids is not None:
+        latest = latest.where(daily.c.account_id.in_(account_ids))
+    latest_sq = latest.subquery()
+    rows = conn.execute(
+        select(daily.c.account_id, daily.c.debits_posted, daily.c.credits_posted).join(
+            latest_sq,
+            (latest_sq.c.account_id == daily.c.account_id)
+            & (latest_sq.c.day == daily.c.business_date),
+        )
+    )
+    return {r.account_id: (r.debits_posted, r.credits_posted) for r in rows}
+
+
+def trial_balance(
+    db: Database, as_of: date | None = None, *, roll_up: bool = False
+) -> TrialBalance:
+    """Every account's balance as a debit or a credit, with totals per currency.
+
+    With `roll_up`, a parent's line also carries the balances of its descendants
+    (the per-currency totals always count each account once)."""
+    with db.reading() as conn:
+        today = current_business_date(conn)
+        date_of = as_of or today
+        all_accounts = [
+            _to_account(r) for r in conn.execute(_account_query().order_by(accounts.c.code))
+        ]
+        if as_of is None:
+            totals_by_id = {
+                r.account_id: (r.debits_posted, r.credits_posted)
+                for r in conn.execute(select(account_balances))
+            }
+        else:
+            totals_by_id = _posted_as_of(conn, None, as_of)
+    return build_trial_balance(all_accounts, totals_by_id, date_of, roll_up=roll_up)
+
+
+def build_trial_balance(
+    all_accounts: Sequence[Account],
+    totals_by_id: Mapping[int, tuple[int, int]],
+    as_of: date,
+    *,
+    roll_up: bool = False,
+) -> TrialBalance:
+    """Pure: lay out the trial balance from accounts and their posted totals."""
+    children: dict[str | None, list[Account]] = {}
+    for account in all_accounts:
+        children.setdefault(account.parent_code, []).append(account)
+
+    def subtree_totals(account: Account) -> tuple[int, int]:
+        debits, credits = totals_by_id.get(account.id, (0, 0))
+        for child in children.get(account.code, []):
+            child_debits, child_credits = subtree_totals(child)
+            debits, credits = debits + child_debits, credits + child_credits
+        return debits, credits
+
+    rows: list[TrialBalanceRow] = []
+    totals: dict[str, tuple[int, int]] = {}
+
+    def visit(account: Account, depth: int) -> None:
+        own_debits, own_credits = totals_by_id.get(account.id, (0, 0))
+        debits, credits = subtree_totals(account) if roll_up else (own_debits, own_credits)
+        net = debits - credits
+        rows.append(
+            TrialBalanceRow(
+                code=account.code,
+                name=account.name,
+                type=account.type,
+                currency=account.currency,
+                parent_code=account.parent_code,
+                depth=depth,
+                debit_minor=max(net, 0),
+                credit_minor=max(-net, 0),
+            )
+        )
+        own_net = own_debits - own_credits
+        total_debit, total_credit = totals.get(account.currency, (0, 0))
+        totals[account.currency] = (total_debit + max(own_net, 0), total_credit + max(-own_net, 0))
+        for child in children.get(account.code, []):
+            visit(child, depth + 1)
+
+    known = {a.code for a in all_accounts}
+    for account in all_accounts:
+        if account.parent_code is None or account.parent_code not in known:
+            visit(account, 0)
+    return TrialBalance(as_of=as_of, rows=rows, totals=totals)

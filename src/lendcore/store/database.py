@@ -1,0 +1,157 @@
+"""Opening a database: engines for SQLite (embedded default) and PostgreSQL.
+
+Nothing here runs at import time; callers open a `Database` explicitly. A new
+database is created and migrated on first use; an existing one at an older
+revision is refused until `lendcore db upgrade` is run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from lendcore.errors import DatabaseUnavailable, InvalidInput, SchemaOutdated
+
+DEFAULT_DB_URL = "sqlite:///lendcore.db"
+DB_URL_ENV = "LENDCORE_DB_URL"
+
+# A SQLite writer waits this long for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people type and return the one SQLAlchemy needs.
+
+    `postgresql://` and `postgres://` use psycopg 3; a bare path is a SQLite file.
+    """
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme in ("sqlite", "postgresql+psycopg"):
+        return url
+    raise InvalidInput(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///FILE or postgresql://...",
+        url_scheme=scheme,
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit is durable against application crashes; the
+        # last commits may be lost on power loss, which is SQLite's own advice for WAL.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that
+        # later upgrades can deadlock against another writer (SQLITE_BUSY).
+        if conn.get_execution_options().get("lendcore_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass
+class Database:
+    """An open database: its engine and what kind it is."""
+
+    engine: Engine
+    url: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One read-write transaction: committed on success, rolled back on any error."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot, never takes the write lock)."""
+        with (
+            self.engine.connect().execution_options(lendcore_readonly=True) as conn,
+            conn.begin(),
+        ):
+            if self.is_postgres:
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+    sa_url = normalise_url(url)
+    parsed = make_url(sa_url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        # One connection per checkout keeps file locking simple and correct.
+        engine = create_engine(sa_url, poolclass=NullPool)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def open_database(url: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
+    """Open the database at `url` (or $LENDCORE_DB_URL, or ./lendcore.db).
+
+    A database without lendcore's tables is migrated to the latest revision; one
+    at an older revision raises SchemaOutdated.
+    """
+    from lendcore.store import migrations
+
+    resolved = url or os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
+    engine = create_db_engine(resolved, pool_size=pool_size)
+    db = Database(engine=engine, url=resolved)
+    try:
+        with engine.connect() as conn:
+            current = migrations.current_revision(conn)
+            has_lendcore_tables = "accounts" in inspect(conn).get_table_names()
+    except OperationalError as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(f"cannot open database {resolved}: {exc.orig}") from exc
+    head = migrations.head_revision()
+    if current is None and not has_lendcore_tables and migrate:
+        migrations.upgrade(db)
+    elif current != head:
+        engine.dispose()
+        raise SchemaOutdated(
+            f"database is at revision {current or 'none'}, lendcore needs {head}: "
+            "run `lendcore db upgrade`",
+            current=current,
+            head=head,
+        )
+    return db
+
+
+def ping(db: Database) -> None:
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
