@@ -725,13 +725,13 @@ class Money:
                 right=other.currency.code,
             )
 
-    def __add__(self, other: object) -> Money:
+    def __add__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "add")
         return Money(self.amount_minor + other.amount_minor, self.currency)
 
-    def __sub__(self, other: object) -> Money:
+    def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "subtract")
@@ -746,37 +746,37 @@ class Money:
     def __abs__(self) -> Money:
         return Money(abs(self.amount_minor), self.currency)
 
-    def __mul__(self, factor: object) -> Money:
+    def __mul__(self, factor: int) -> Money:
         # Integers only: a rate times money needs a rounding decision, which
         # belongs to the caller (`from_decimal` or `round_*_to_minor`).
         if isinstance(factor, bool) or not isinstance(factor, int):
             return NotImplemented
         return Money(self.amount_minor * factor, self.currency)
 
-    def __rmul__(self, factor: object) -> Money:
+    def __rmul__(self, factor: int) -> Money:
         return self.__mul__(factor)
 
     # ordering (same currency only) ----------------------------------------------
 
-    def __lt__(self, other: object) -> bool:
+    def __lt__(self, other: Money) -> bool:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "compare")
         return self.amount_minor < other.amount_minor
 
-    def __le__(self, other: object) -> bool:
+    def __le__(self, other: Money) -> bool:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "compare")
         return self.amount_minor <= other.amount_minor
 
-    def __gt__(self, other: object) -> bool:
+    def __gt__(self, other: Money) -> bool:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "compare")
         return self.amount_minor > other.amount_minor
 
-    def __ge__(self, other: object) -> bool:
+    def __ge__(self, other: Money) -> bool:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "compare")

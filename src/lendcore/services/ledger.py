@@ -59,6 +59,7 @@ from lendcore.ledger.model import (
     validate_entry,
     validate_idempotency_key,
 )
+from lendcore.money import Money
 from lendcore.money import currency as lookup_currency
 from lendcore.services.business_date import current_business_date, utc_timestamp
 from lendcore.store.bulk import execute_many, insert_rows
@@ -1240,3 +1241,43 @@ def build_trial_balance(
         if account.parent_code is None or account.parent_code not in known:
             visit(account, 0)
     return TrialBalance(as_of=as_of, rows=rows, totals=totals)
+
+
+# --- input in major units ------------------------------------------------------------
+
+
+def parse_side(text: str) -> Side:
+    value = text.strip().upper()
+    if value in ("D", "DR", "DEBIT"):
+        return Side.DEBIT
+    if value in ("C", "CR", "CREDIT"):
+        return Side.CREDIT
+    raise InvalidEntry(f"side must be D (debit) or C (credit), got {text!r}")
+
+
+def postings_from_text(
+    db: Database, lines: Sequence[tuple[str, str, str, str | None]]
+) -> tuple[PostingSpec, ...]:
+    """Postings from (side, account code, amount in major units, currency or None).
+
+    An amount without a currency is read in its account's currency; its decimals
+    are checked against that currency's minor unit.
+    """
+    with db.reading() as conn:
+        currency_of = dict(
+            conn.execute(
+                select(accounts.c.code, accounts.c.currency).where(
+                    accounts.c.code.in_(sorted({code for _s, code, _a, _c in lines}))
+                )
+            )
+            .tuples()
+            .all()
+        )
+    specs = []
+    for side, code, amount_text, cur in lines:
+        if code not in currency_of:
+            raise AccountNotFound(f"no account with code {code}", account=code)
+        cur_code = (cur or currency_of[code]).upper()
+        amount = Money.parse(amount_text, cur_code)
+        specs.append(PostingSpec(code, parse_side(side), amount.amount_minor, cur_code))
+    return tuple(specs)

@@ -1,0 +1,107 @@
+"""The `lendcore` command: thin commands that parse, call one service, render."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from lendcore.cli.common import (
+    JsonOption,
+    State,
+    console,
+    db,
+    handles_errors,
+    parse_iso_date,
+    print_json,
+)
+from lendcore.cli.demo import demo_command
+from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
+from lendcore.errors import LendcoreError
+from lendcore.services import business_date as business_date_service
+from lendcore.store import migrations
+from lendcore.store.database import DB_URL_ENV, DEFAULT_DB_URL, create_db_engine, Database
+
+app = typer.Typer(
+    name="lendcore",
+    help="lendcore: the system of record and of decision for a lender.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+date_app = typer.Typer(help="The institution's business date.", no_args_is_help=True)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db_url: str = typer.Option(
+        DEFAULT_DB_URL,
+        "--db",
+        envvar=DB_URL_ENV,
+        help="Database URL: sqlite:///FILE or postgresql://user@host/db.",
+        show_default=True,
+    ),
+) -> None:
+    ctx.obj = State(db_url=db_url)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@db_app.command("upgrade")
+@handles_errors
+def db_upgrade(ctx: typer.Context) -> None:
+    """Migrate the database to the latest schema (creates it when new)."""
+    state: State = ctx.find_root().obj
+    database = Database(engine=create_db_engine(state.db_url), url=state.db_url)
+    try:
+        migrations.upgrade(database)
+    finally:
+        database.dispose()
+    console.print(f"Database at revision {migrations.head_revision()}")
+
+
+@date_app.command("show")
+@handles_errors
+def date_show(ctx: typer.Context, json_out: bool = JsonOption) -> None:
+    """Show the business date."""
+    today = business_date_service.business_date(db(ctx))
+    if json_out:
+        print_json({"business_date": today})
+    else:
+        console.print(f"Business date: [bold]{today.isoformat()}[/]")
+
+
+@date_app.command("set")
+@handles_errors
+def date_set(ctx: typer.Context, new_date: str) -> None:
+    """Move the business date forward to NEW_DATE (YYYY-MM-DD); never backwards."""
+    target = parse_iso_date(new_date)
+    assert target is not None
+    moved = business_date_service.set_business_date(db(ctx), target)
+    console.print(f"Business date: [bold]{moved.isoformat()}[/]")
+
+
+@date_app.command("advance")
+@handles_errors
+def date_advance(ctx: typer.Context, days: int = typer.Option(1, "--days")) -> None:
+    """Advance the business date (end of day will do this once it runs the book)."""
+    moved = business_date_service.advance_business_date(db(ctx), days)
+    console.print(f"Business date: [bold]{moved.isoformat()}[/]")
+
+
+app.add_typer(db_app, name="db")
+app.add_typer(date_app, name="date")
+app.add_typer(account_app, name="account")
+app.add_typer(entry_app, name="entry")
+app.add_typer(hold_app, name="hold")
+app.add_typer(ledger_app, name="ledger")
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except LendcoreError as error:  # raised outside a command (e.g. opening the database)
+        print(f"error[{error.code}]: {error.message}", file=sys.stderr)
+        sys.exit(1)
