@@ -658,14 +658,14 @@ class Money:
         return cls(0, _as_currency(cur))
 
     @classmethod
-    def parse(cls, text: str, cur: str | Currency) -> Money:
+    def parse(cls, text: str, currency: str | Currency) -> Money:
         """Parse a decimal string in major units, e.g. `Money.parse("1234.56", "USD")`."""
-        resolved = _as_currency(cur)
+        resolved = _as_currency(currency)
         return cls(parse_minor(text, resolved.exponent, currency_code=resolved.code), resolved)
 
     @classmethod
     def from_decimal(
-        cls, value: Decimal, cur: str | Currency, rounding: RoundingMode | None = None
+        cls, d: Decimal, cur: str | Currency, rounding: RoundingMode | None = None
     ) -> Money:
         """Money from a Decimal in major units.
 
@@ -674,9 +674,9 @@ class Money:
         """
         resolved = _as_currency(cur)
         if rounding is None:
-            minor = _decimal_to_minor_exact(value, resolved.exponent, resolved.code)
+            minor = _decimal_to_minor_exact(d, resolved.exponent, resolved.code)
         else:
-            minor = round_decimal_to_minor(value, resolved.exponent, rounding)
+            minor = round_decimal_to_minor(d, resolved.exponent, rounding)
         return cls(minor, resolved)
 
     @classmethod

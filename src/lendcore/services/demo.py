@@ -157,8 +157,8 @@ def run_demo(db: Database) -> DemoResult:
         already = all(_is_booked(db, e.idempotency_key) for e in entries)
         if days and not already:
             business_date_service.advance_business_date(db, days)
-        for spec in entries:
-            result = ledger_service.book_entry(db, spec)
+        for entry in entries:
+            result = ledger_service.book_entry(db, entry)
             replayed += result.replayed
             booked += not result.replayed
     return DemoResult(opened, booked, replayed)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from hashlib import sha256
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -39,6 +40,7 @@ from lendcore.errors import (
 )
 from lendcore.ledger.chain import EntryHeader, PostingRow, encode_id_ranges, entry_digest, seal_hash
 from lendcore.ledger.model import (
+    DESCRIPTION_LENGTH_MAX,
     ENTRIES_PER_BATCH_MAX,
     AccountSpec,
     AccountStatus,
@@ -333,9 +335,7 @@ def _lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, _Locked]
             id_of.update(
                 conn.execute(
                     select(accounts.c.code, accounts.c.id).where(accounts.c.code.in_(chunk))
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         _require_known(wanted, id_of)
         key_column = accounts.c.id
@@ -877,18 +877,24 @@ def place_hold(
     lookup_currency(currency)
     if debit_account == credit_account:
         raise InvalidEntry("a hold moves money between two different accounts")
+    if len(description) > DESCRIPTION_LENGTH_MAX:
+        raise InvalidEntry(f"description is longer than {DESCRIPTION_LENGTH_MAX} characters")
     metadata_json = canonical_json(dict(metadata or {}))
-    fingerprint = canonical_json(
-        [
-            debit_account,
-            credit_account,
-            amount_minor,
-            currency,
-            expires_on.isoformat(),
-            description,
-            metadata_json,
-        ]
-    )
+    # A digest, not the JSON itself: holds.request_hash holds 64 characters and
+    # PostgreSQL refuses (SQLite silently keeps) anything longer.
+    fingerprint = sha256(
+        canonical_json(
+            [
+                debit_account,
+                credit_account,
+                amount_minor,
+                currency,
+                expires_on.isoformat(),
+                description,
+                metadata_json,
+            ]
+        ).encode()
+    ).hexdigest()
 
     def run() -> Hold:
         with db.transaction() as conn:
@@ -1269,9 +1275,7 @@ def postings_from_text(
                 select(accounts.c.code, accounts.c.currency).where(
                     accounts.c.code.in_(sorted({code for _s, code, _a, _c in lines}))
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     specs = []
     for side, code, amount_text, cur in lines:

@@ -35,7 +35,7 @@ def insert_rows(
                 copy.write_row(row)
         return
     sql = f"INSERT INTO {table} ({column_list}) VALUES ({placeholders(conn, len(columns))})"
-    conn.exec_driver_sql(sql, list(rows))  # type: ignore[arg-type]
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def execute_many(conn: Connection, sql_qmark: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -43,4 +43,4 @@ def execute_many(conn: Connection, sql_qmark: str, rows: Sequence[Sequence[Any]]
     if not rows:
         return
     sql = sql_qmark if conn.dialect.name == "sqlite" else sql_qmark.replace("?", "%s")
-    conn.exec_driver_sql(sql, list(rows))  # type: ignore[arg-type]
+    conn.exec_driver_sql(sql, list(rows))
