@@ -21,6 +21,15 @@ def run(db_url: str, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def book(db_url: str, *args: str) -> tuple[int, str, str]:
+    """Submit a manual entry as the local operator and approve it as a second accountant."""
+    code, out, err = run(db_url, "entry", "book", *args, "--json")
+    if code != 0:
+        return code, out, err
+    approval = json.loads(out)
+    return run(db_url, "--as", "checker", "approval", "approve", str(approval["id"]), "--json")
+
+
 def lendcore_bin() -> str:
     return str(Path(sys.executable).with_name("lendcore"))
 
@@ -35,42 +44,24 @@ def chart(db_url: str) -> str:
     ):
         code, _out, err = run(db_url, "account", "open", *args)
         assert code == 0, err
+    code, _out, err = run(db_url, "user", "create", "checker", "--role", "accountant")
+    assert code == 0, err
     return db_url
 
 
 def test_book_show_and_trial_balance_as_json(chart: str) -> None:
-    code, out, err = run(
-        chart,
-        "entry",
-        "book",
-        "--key",
-        "cap",
-        "-p",
-        "D:1000:1000.00",
-        "-p",
-        "C:3000:1000.00",
-        "--json",
-    )
+    code, out, err = book(chart, "--key", "cap", "-p", "D:1000:1000.00", "-p", "C:3000:1000.00")
     assert code == 0, err
-    entry = json.loads(out)
+    entry = json.loads(
+        run(chart, "entry", "show", str(json.loads(out)["result"]["entry_id"]), "--json")[1]
+    )
     assert entry["postings"][0] == {
         "account": "1000",
         "side": "debit",
         "amount": "1000.00",
         "currency": "USD",
     }
-    code, out, _ = run(
-        chart,
-        "entry",
-        "book",
-        "--key",
-        "loan",
-        "-p",
-        "D:1110:250.50",
-        "-p",
-        "C:1000:250.50",
-        "--json",
-    )
+    code, out, _ = book(chart, "--key", "loan", "-p", "D:1110:250.50", "-p", "C:1000:250.50")
     assert code == 0
     code, out, _ = run(chart, "ledger", "trial-balance", "--roll-up", "--json")
     assert code == 0
@@ -87,7 +78,6 @@ def test_bad_input_is_one_line_on_stderr_and_writes_nothing(chart: str) -> None:
         (["-p", "D:1000:1.001", "-p", "C:3000:1.001"], "AMOUNT_TOO_PRECISE"),
         (["-p", "D:1000:5.00", "-p", "C:3000:4.00"], "ENTRY_UNBALANCED"),
         (["-p", "D:9999:5.00", "-p", "C:3000:5.00"], "ACCOUNT_NOT_FOUND"),
-        (["-p", "D:3000:5.00", "-p", "C:1000:5.00"], "BALANCE_CONSTRAINT_VIOLATED"),
         (["-p", "D:1000:0", "-p", "C:3000:0"], "AMOUNT_NOT_POSITIVE"),
         (["-p", "D-1000-5", "-p", "C:3000:5"], "ENTRY_INVALID"),
     ]
@@ -98,9 +88,16 @@ def test_bad_input_is_one_line_on_stderr_and_writes_nothing(chart: str) -> None:
         lines = err.strip().splitlines()
         assert len(lines) == 1, err
         assert lines[0].startswith(f"error[{expected}]: ")
+    # A constraint is checked when the entry books, at approval: the approval fails
+    # and stays pending; nothing is booked.
+    code, out, err = book(chart, "--key", "over", "-p", "D:3000:5.00", "-p", "C:1000:5.00")
+    assert code == 1
+    assert err.startswith("error[BALANCE_CONSTRAINT_VIOLATED]: ")
     code, out, _ = run(chart, "entry", "list", "--json")
     assert code == 0
     assert json.loads(out)["entries"] == []
+    pending = json.loads(run(chart, "approval", "list", "--json")[1])["approvals"]
+    assert [a["status"] for a in pending] == ["pending"]
 
 
 def test_idempotent_retry_and_conflict(chart: str) -> None:
@@ -108,7 +105,8 @@ def test_idempotent_retry_and_conflict(chart: str) -> None:
     first = json.loads(run(chart, *args)[1])
     again = json.loads(run(chart, *args)[1])
     assert again["id"] == first["id"]
-    assert again["replayed"] is True
+    assert again["status"] == "pending"
+    assert len(json.loads(run(chart, "approval", "list", "--json")[1])["approvals"]) == 1
     code, _out, err = run(
         chart, "entry", "book", "--key", "k", "-p", "D:1000:11.00", "-p", "C:3000:11.00"
     )
@@ -117,10 +115,7 @@ def test_idempotent_retry_and_conflict(chart: str) -> None:
 
 
 def test_holds_and_reversal(chart: str) -> None:
-    assert (
-        run(chart, "entry", "book", "--key", "cap", "-p", "D:1000:100.00", "-p", "C:3000:100.00")[0]
-        == 0
-    )
+    assert book(chart, "--key", "cap", "-p", "D:1000:100.00", "-p", "C:3000:100.00")[0] == 0
     code, out, err = run(chart, "date", "show", "--json")
     today = json.loads(out)["business_date"]
     code, out, err = run(
@@ -141,9 +136,7 @@ def test_holds_and_reversal(chart: str) -> None:
     )
     assert code == 0, err
     hold = json.loads(out)
-    code, _out, err = run(
-        chart, "entry", "book", "--key", "x", "-p", "D:1110:30.00", "-p", "C:1000:30.00"
-    )
+    code, _out, err = book(chart, "--key", "x", "-p", "D:1110:30.00", "-p", "C:1000:30.00")
     assert err.startswith("error[BALANCE_CONSTRAINT_VIOLATED]")
     code, out, err = run(
         chart, "hold", "post", str(hold["id"]), "--key", "hp", "--amount", "50.00", "--json"
@@ -154,8 +147,18 @@ def test_holds_and_reversal(chart: str) -> None:
     assert json.loads(out)["available"] == "50.00"
     code, out, err = run(chart, "entry", "reverse", str(posted["id"]), "--key", "r", "--json")
     assert code == 0, err
-    assert json.loads(out)["reverses_entry_id"] == posted["id"]
-    code, _out, err = run(chart, "entry", "reverse", str(posted["id"]), "--key", "r2")
+    code, out, err = run(
+        chart, "--as", "checker", "approval", "approve", str(json.loads(out)["id"]), "--json"
+    )
+    assert code == 0, err
+    reversal = json.loads(
+        run(chart, "entry", "show", str(json.loads(out)["result"]["entry_id"]), "--json")[1]
+    )
+    assert reversal["reverses_entry_id"] == posted["id"]
+    code, out, _err = run(chart, "entry", "reverse", str(posted["id"]), "--key", "r2", "--json")
+    code, _out, err = run(
+        chart, "--as", "checker", "approval", "approve", str(json.loads(out)["id"])
+    )
     assert err.startswith("error[ENTRY_ALREADY_REVERSED]")
     code, out, _ = run(chart, "ledger", "verify", "--json")
     assert code == 0

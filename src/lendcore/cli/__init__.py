@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+from lendcore.cli.approvals import approval_app
+from lendcore.cli.audit import audit_app
 from lendcore.cli.common import (
     JsonOption,
     State,
@@ -16,11 +18,12 @@ from lendcore.cli.common import (
     print_json,
 )
 from lendcore.cli.demo import demo_command
+from lendcore.cli.identity import apikey_app, user_app
 from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
 from lendcore.errors import LendcoreError
 from lendcore.services import business_date as business_date_service
 from lendcore.store import migrations
-from lendcore.store.database import DB_URL_ENV, DEFAULT_DB_URL, create_db_engine, Database
+from lendcore.store.database import DB_URL_ENV, DEFAULT_DB_URL, Database, create_db_engine
 
 app = typer.Typer(
     name="lendcore",
@@ -43,8 +46,14 @@ def root(
         help="Database URL: sqlite:///FILE or postgresql://user@host/db.",
         show_default=True,
     ),
+    as_user: str | None = typer.Option(
+        None,
+        "--as",
+        envvar="LENDCORE_AS",
+        help="Act as this user (local trust); default: the local operator, with every role.",
+    ),
 ) -> None:
-    ctx.obj = State(db_url=db_url)
+    ctx.obj = State(db_url=db_url, as_user=as_user)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -96,6 +105,10 @@ app.add_typer(account_app, name="account")
 app.add_typer(entry_app, name="entry")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(approval_app, name="approval")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(demo_command)
 
 

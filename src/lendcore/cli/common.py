@@ -36,11 +36,28 @@ R = TypeVar("R")
 @dataclass
 class State:
     db_url: str = DEFAULT_DB_URL
+    # `--as USER`: act as a named user (local trust); default: the local operator.
+    as_user: str | None = None
     _db: Database | None = field(default=None, repr=False)
 
     def db(self) -> Database:
         if self._db is None:
-            self._db = open_database(self.db_url)
+            from lendcore.services.identity import actor_for_username, ensure_bootstrap_admin
+
+            database = open_database(self.db_url)
+            created = ensure_bootstrap_admin(database)
+            if created is not None:
+                err_console.print(
+                    "[bold yellow]New database: bootstrap admin created. Its credentials are "
+                    "shown once, here, and never again:[/]\n"
+                    f"  user:     {created.username}\n"
+                    f"  password: {created.password}\n"
+                    f"  API key:  {created.api_key}",
+                    highlight=False,
+                )
+            if self.as_user is not None:
+                database = database.acting_as(actor_for_username(database, self.as_user))
+            self._db = database
         return self._db
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from lendcore.cli.approvals import approval_doc
 from lendcore.cli.common import (
     JsonOption,
     amount,
@@ -24,6 +25,7 @@ from lendcore.ledger.verify import VerifyReport
 from lendcore.money import Money
 from lendcore.services import ledger as ledger_service
 from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
+from lendcore.services.manual_entries import submit_manual_entry, submit_reversal
 from lendcore.services.verify import verify_ledger
 
 account_app = typer.Typer(help="Chart of accounts.", no_args_is_help=True)
@@ -324,7 +326,7 @@ def entry_book(
     metadata: str = typer.Option("{}", "--metadata", help="A JSON object kept with the entry."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Book a balanced journal entry."""
+    """Submit a manual journal entry; it is booked when a second accountant approves it."""
     database = db(ctx)
     try:
         meta = json.loads(metadata)
@@ -333,14 +335,16 @@ def entry_book(
     if not isinstance(meta, dict):
         raise InvalidInput("--metadata must be a JSON object")
     lines = ledger_service.postings_from_text(database, [_parse_posting(p) for p in posting])
-    entry = ledger_service.book_entry(
-        database,
-        EntrySpec(key, lines, description, meta, parse_iso_date(value_date)),
+    pending = submit_manual_entry(
+        database, EntrySpec(key, lines, description, meta, parse_iso_date(value_date))
     )
     if json_out:
-        print_json(entry_doc(entry))
+        print_json(approval_doc(pending))
     else:
-        print_entry(entry)
+        console.print(
+            f"Manual entry submitted as approval {pending.id} ({pending.status}); "
+            f"another accountant approves it with `lendcore approval approve {pending.id}`"
+        )
 
 
 @entry_app.command("show")
@@ -399,12 +403,12 @@ def entry_reverse(
     description: str | None = typer.Option(None, "--description", "-d"),
     json_out: bool = JsonOption,
 ) -> None:
-    """Reverse an entry: book its mirror image; the original stays in the journal."""
-    entry = ledger_service.reverse_entry(db(ctx), entry_id, key, description)
+    """Submit a reversal (its mirror image is booked on approval; the original stays)."""
+    pending = submit_reversal(db(ctx), entry_id, key, description)
     if json_out:
-        print_json(entry_doc(entry))
+        print_json(approval_doc(pending))
     else:
-        print_entry(entry)
+        console.print(f"Reversal submitted as approval {pending.id} ({pending.status})")
 
 
 # --- holds ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class VerifyReport:
     postings_checked: int = 0
     seals_checked: int = 0
     accounts_checked: int = 0
+    audit_records_checked: int = 0
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
     problems: list[Problem] = field(default_factory=list)

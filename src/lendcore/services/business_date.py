@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from lendcore.errors import BusinessDateBackwards, InvalidInput
+from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.services.commands import command, note_result, query
+from lendcore.services.events import emit
 from lendcore.store.database import Database
 from lendcore.store.schema import institution
 
-# One advance may not skip more than this many days: a typo should not age a book by a decade.
+__all__ = ["business_date", "current_business_date", "move_business_date", "utc_timestamp"]
+
+# One move may not skip more than this many days: a typo should not age a book by a decade.
 ADVANCE_DAYS_MAX = 366
 
 
-def utc_timestamp() -> str:
-    """The recorded-at timestamp: ISO 8601 UTC with microseconds, stored as text."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def current_business_date(conn: Connection) -> date:
-    value = conn.execute(
-        select(institution.c.business_date).where(institution.c.id == 1)
-    ).scalar_one()
-    if not isinstance(value, date):
-        raise RuntimeError("institution.business_date is not a date")
-    return value
-
-
+@query("calendar.business_date.read")
 def business_date(db: Database) -> date:
     with db.reading() as conn:
         return current_business_date(conn)
@@ -54,15 +46,25 @@ def move_business_date(conn: Connection, new_date: date) -> date:
             .where(institution.c.id == 1)
             .values(business_date=new_date, updated_at=utc_timestamp())
         )
-        expire_holds(conn, new_date)
+        expired = expire_holds(conn, new_date)
+        emit(
+            conn,
+            "business_date.moved",
+            "institution",
+            "1",
+            {"from": today, "to": new_date, "holds_expired": expired},
+        )
+        note_result(business_date=new_date, holds_expired=expired)
     return new_date
 
 
+@command("calendar.business_date.move")
 def set_business_date(db: Database, new_date: date) -> date:
     with db.transaction() as conn:
         return move_business_date(conn, new_date)
 
 
+@command("calendar.business_date.move")
 def advance_business_date(db: Database, days: int = 1) -> date:
     if days < 1:
         raise InvalidInput(f"advance by at least one day, got {days}")

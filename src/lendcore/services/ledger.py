@@ -63,7 +63,9 @@ from lendcore.ledger.model import (
 )
 from lendcore.money import Money
 from lendcore.money import currency as lookup_currency
-from lendcore.services.business_date import current_business_date, utc_timestamp
+from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.services.commands import command, note_result, query
+from lendcore.services.events import emit
 from lendcore.store.bulk import execute_many, insert_rows
 from lendcore.store.database import Database
 from lendcore.store.schema import (
@@ -80,6 +82,8 @@ from lendcore.store.schema import (
 IN_CHUNK = 500
 # A booking that loses a race (deadlock, duplicate key) is retried this often.
 RETRIES_MAX = 3
+# A booking of more entries than this announces one batch event, not one per entry.
+EVENTS_PER_ENTRY_MAX = 100
 # Lists return at most this many rows per page.
 PAGE_SIZE_MAX = 1_000
 
@@ -197,6 +201,7 @@ class TrialBalance:
 # --- accounts ------------------------------------------------------------------
 
 
+@command("ledger.account.open")
 def open_account(db: Database, spec: AccountSpec) -> Account:
     validate_account_spec(spec)
     lookup_currency(spec.currency)
@@ -239,9 +244,12 @@ def open_account(db: Database, spec: AccountSpec) -> Account:
                 credits_pending=0,
             )
         )
-        return _account_row(conn, spec.code)
+        account = _account_row(conn, spec.code)
+        emit(conn, "account.opened", "account", account.code, _account_event(account))
+        return account
 
 
+@command("ledger.account.close")
 def close_account(db: Database, code: str) -> Account:
     with db.transaction() as conn:
         locked = _lock_accounts(conn, [code])[code]
@@ -258,14 +266,29 @@ def close_account(db: Database, code: str) -> Account:
             .where(accounts.c.id == locked.id)
             .values(status=AccountStatus.CLOSED.value, closed_on=current_business_date(conn))
         )
-        return _account_row(conn, code)
+        account = _account_row(conn, code)
+        emit(conn, "account.closed", "account", code, _account_event(account))
+        return account
 
 
+def _account_event(account: Account) -> dict[str, Any]:
+    return {
+        "code": account.code,
+        "name": account.name,
+        "type": account.type.value,
+        "currency": account.currency,
+        "status": account.status.value,
+        "parent": account.parent_code,
+    }
+
+
+@query("ledger.read")
 def get_account(db: Database, code: str) -> Account:
     with db.reading() as conn:
         return _account_row(conn, code)
 
 
+@query("ledger.read")
 def list_accounts(db: Database) -> list[Account]:
     with db.reading() as conn:
         return [
@@ -462,6 +485,37 @@ def book_entry(db: Database, spec: EntrySpec) -> BookedEntry:
     return result
 
 
+def book_entry_on(conn: Connection, spec: EntrySpec) -> BookedEntry:
+    """Book one entry inside the caller's transaction (an approved command runs this)."""
+    validate_entry(spec)
+    return _book_one(conn, _Request(spec, request_fingerprint(spec)))
+
+
+def check_entry_accounts(conn: Connection, spec: EntrySpec) -> None:
+    """Check, without locking, that every posting names an open account in its
+    currency: a maker hears of a typo when submitting, not at approval."""
+    codes = sorted({p.account for p in spec.postings})
+    found = {
+        r.code: r
+        for r in conn.execute(
+            select(accounts.c.code, accounts.c.currency, accounts.c.status).where(
+                accounts.c.code.in_(codes)
+            )
+        )
+    }
+    _require_known(codes, found)
+    for p in spec.postings:
+        account = found[p.account]
+        if account.status == AccountStatus.CLOSED.value:
+            raise AccountClosed(f"account {p.account} is closed", account=p.account)
+        if account.currency != p.currency.upper():
+            raise CurrencyMismatch(
+                f"account {p.account} is in {account.currency}, the posting is in "
+                f"{p.currency.upper()}",
+                account=p.account,
+            )
+
+
 def _book_one(conn: Connection, request: _Request) -> BookedEntry:
     ids, replayed = _book(conn, [request])
     if replayed:
@@ -652,7 +706,8 @@ def _book_many(
         posting_rows,
     )
     _write_totals(conn, locked.values(), business_date)
-    _seal(conn, new_ids, digests, recorded_at)
+    seal_seq = _seal(conn, new_ids, digests, recorded_at)
+    _announce(conn, new_ids, new_requests, seal_seq)
 
     new_id_of = {r.spec.idempotency_key: i for r, i in zip(new_requests, new_ids, strict=True)}
     ids: list[int] = []
@@ -666,6 +721,50 @@ def _book_many(
             ids.append(existing[key][0])
             flags.append(True)
     return ids, flags
+
+
+def _announce(
+    conn: Connection, new_ids: Sequence[int], new_requests: Sequence[_Request], seal_seq: int
+) -> None:
+    """Domain events for what was booked: one per entry, or one per large batch."""
+    if len(new_ids) > EVENTS_PER_ENTRY_MAX:
+        emit(
+            conn,
+            "journal_batch.booked",
+            "journal_seal",
+            seal_seq,
+            {
+                "entries": len(new_ids),
+                "first_entry_id": min(new_ids),
+                "last_entry_id": max(new_ids),
+            },
+        )
+        note_result(entries=len(new_ids), seal_seq=seal_seq)
+        return
+    for entry_id, request in zip(new_ids, new_requests, strict=True):
+        emit(
+            conn,
+            "journal_entry.booked",
+            "journal_entry",
+            entry_id,
+            {
+                "entry_id": entry_id,
+                "idempotency_key": request.spec.idempotency_key,
+                "description": request.spec.description,
+                "reverses_entry_id": request.reverses_entry_id,
+                "hold_id": request.hold_id,
+                "postings": [
+                    {
+                        "account": p.account,
+                        "side": p.side.value,
+                        "amount_minor": p.amount_minor,
+                        "currency": p.currency.upper(),
+                    }
+                    for p in request.spec.postings
+                ],
+            },
+        )
+    note_result(entry_ids=list(new_ids))
 
 
 def _apply_postings(requests: Sequence[_Request], locked: dict[str, _Locked]) -> None:
@@ -773,11 +872,13 @@ def _load_entries(
     return result
 
 
+@query("ledger.read")
 def get_entry(db: Database, entry_id: int) -> BookedEntry:
     with db.reading() as conn:
         return _load_entries(conn, [entry_id])[0]
 
 
+@query("ledger.read")
 def list_entries(
     db: Database,
     *,
@@ -816,47 +917,53 @@ def reverse_entry(
 
     def run() -> BookedEntry:
         with db.transaction() as conn:
-            original = _load_entries(conn, [entry_id])[0]
-            if original.reverses_entry_id is not None:
-                raise EntryIsReversal(
-                    f"entry {entry_id} is itself a reversal of entry "
-                    f"{original.reverses_entry_id}; book a new entry instead",
-                    entry_id=entry_id,
-                )
-            spec = EntrySpec(
-                idempotency_key=idempotency_key,
-                postings=reversal_postings(
-                    [
-                        PostingSpec(p.account, p.side, p.amount_minor, p.currency)
-                        for p in original.postings
-                    ]
-                ),
-                description=description or f"Reversal of entry {entry_id}",
-                metadata={"reverses": entry_id},
-            )
-            request = _Request(
-                spec, request_fingerprint(spec, reverses=entry_id), reverses_entry_id=entry_id
-            )
-            already = conn.execute(
-                select(journal_entries.c.id, journal_entries.c.idempotency_key).where(
-                    journal_entries.c.reverses_entry_id == entry_id
-                )
-            ).first()
-            if already is not None and already.idempotency_key != idempotency_key:
-                raise EntryAlreadyReversed(
-                    f"entry {entry_id} was reversed already by entry {already.id}",
-                    entry_id=entry_id,
-                    reversal_id=already.id,
-                )
-            return _book_one(conn, request)
+            return reverse_entry_on(conn, entry_id, idempotency_key, description)
 
     result: BookedEntry = _with_retries(run)
     return result
 
 
+def reverse_entry_on(
+    conn: Connection, entry_id: int, idempotency_key: str, description: str | None = None
+) -> BookedEntry:
+    """Reverse inside the caller's transaction (an approved reversal runs this)."""
+    validate_idempotency_key(idempotency_key)
+    original = _load_entries(conn, [entry_id])[0]
+    if original.reverses_entry_id is not None:
+        raise EntryIsReversal(
+            f"entry {entry_id} is itself a reversal of entry "
+            f"{original.reverses_entry_id}; book a new entry instead",
+            entry_id=entry_id,
+        )
+    spec = EntrySpec(
+        idempotency_key=idempotency_key,
+        postings=reversal_postings(
+            [PostingSpec(p.account, p.side, p.amount_minor, p.currency) for p in original.postings]
+        ),
+        description=description or f"Reversal of entry {entry_id}",
+        metadata={"reverses": entry_id},
+    )
+    request = _Request(
+        spec, request_fingerprint(spec, reverses=entry_id), reverses_entry_id=entry_id
+    )
+    already = conn.execute(
+        select(journal_entries.c.id, journal_entries.c.idempotency_key).where(
+            journal_entries.c.reverses_entry_id == entry_id
+        )
+    ).first()
+    if already is not None and already.idempotency_key != idempotency_key:
+        raise EntryAlreadyReversed(
+            f"entry {entry_id} was reversed already by entry {already.id}",
+            entry_id=entry_id,
+            reversal_id=already.id,
+        )
+    return _book_one(conn, request)
+
+
 # --- holds ---------------------------------------------------------------------------
 
 
+@command("ledger.hold.place")
 def place_hold(
     db: Database,
     *,
@@ -947,7 +1054,9 @@ def place_hold(
                 .returning(holds.c.id)
             ).scalar_one()
             _write_totals(conn, locked.values(), today)
-            return _load_hold(conn, hold_id)
+            hold = _load_hold(conn, hold_id)
+            emit(conn, "hold.placed", "hold", hold_id, _hold_event(hold))
+            return hold
 
     result: Hold = _with_retries(run)
     return result
@@ -958,6 +1067,7 @@ def _reserve(account: _Locked, side: Side, amount_minor: int) -> None:
     check_constraint(account.code, account.totals, account.normal_side, account.constraint)
 
 
+@command("ledger.hold.post")
 def post_hold(
     db: Database,
     hold_id: int,
@@ -974,21 +1084,7 @@ def post_hold(
     def run() -> BookedEntry:
         with db.transaction() as conn:
             hold = _load_hold(conn, hold_id, lock=True)
-            posted = conn.execute(
-                select(journal_entries.c.id, journal_entries.c.idempotency_key).where(
-                    journal_entries.c.hold_id == hold_id
-                )
-            ).first()
-            if posted is not None and posted.idempotency_key == idempotency_key:
-                return _load_entries(conn, [posted.id], replayed=True)[0]
-            _require_pending(conn, hold)
             amount = hold.amount_minor if amount_minor is None else amount_minor
-            if amount > hold.amount_minor:
-                raise HoldExceeded(
-                    f"hold {hold_id} reserves {hold.amount_minor} minor units; "
-                    f"cannot post {amount}",
-                    hold_id=hold_id,
-                )
             spec = EntrySpec(
                 idempotency_key=idempotency_key,
                 postings=(
@@ -999,6 +1095,30 @@ def post_hold(
                 metadata={"hold": hold_id},
             )
             request = _Request(spec, request_fingerprint(spec, hold=hold_id), hold_id=hold_id)
+            posted = conn.execute(
+                select(
+                    journal_entries.c.id,
+                    journal_entries.c.idempotency_key,
+                    journal_entries.c.request_hash,
+                ).where(journal_entries.c.hold_id == hold_id)
+            ).first()
+            if posted is not None and posted.idempotency_key == idempotency_key:
+                # A retry replays the posting only if it asks for the same thing.
+                if posted.request_hash != request.fingerprint:
+                    raise IdempotencyConflict(
+                        f"idempotency key {idempotency_key!r} was used for entry {posted.id} "
+                        "with other content",
+                        idempotency_key=idempotency_key,
+                        entry_id=posted.id,
+                    )
+                return _load_entries(conn, [posted.id], replayed=True)[0]
+            _require_pending(conn, hold)
+            if amount > hold.amount_minor:
+                raise HoldExceeded(
+                    f"hold {hold_id} reserves {hold.amount_minor} minor units; "
+                    f"cannot post {amount}",
+                    hold_id=hold_id,
+                )
 
             def release(locked: dict[str, _Locked]) -> None:
                 locked[hold.debit_account].totals = locked[hold.debit_account].totals.reserved(
@@ -1015,18 +1135,21 @@ def post_hold(
                     idempotency_key=idempotency_key,
                 )
             _resolve_hold(conn, hold_id, "posted")
+            emit(conn, "hold.posted", "hold", hold_id, {**_hold_event(hold), "entry_id": ids[0]})
             return _load_entries(conn, ids)[0]
 
     result: BookedEntry = _with_retries(run)
     return result
 
 
+@command("ledger.hold.void")
 def void_hold(db: Database, hold_id: int) -> Hold:
     """Release a pending hold without booking anything."""
     with db.transaction() as conn:
         hold = _load_hold(conn, hold_id, lock=True)
         _require_pending(conn, hold)
         _release_holds(conn, [hold], "voided")
+        emit(conn, "hold.voided", "hold", hold_id, _hold_event(hold))
         return _load_hold(conn, hold_id)
 
 
@@ -1045,6 +1168,11 @@ def expire_holds(conn: Connection, business_date: date) -> int:
 
 
 def _require_pending(conn: Connection, hold: Hold) -> None:
+    if hold.status == "expired":
+        # Expiry is a resolution of its own; say so rather than "resolved already".
+        raise HoldExpired(
+            f"hold {hold.id} expired on {hold.expires_on.isoformat()}", hold_id=hold.id
+        )
     if hold.status != "pending":
         raise HoldResolved(f"hold {hold.id} is {hold.status} already", hold_id=hold.id)
     if hold.expires_on < current_business_date(conn):
@@ -1062,6 +1190,8 @@ def _release_holds(conn: Connection, released: Sequence[Hold], status: str) -> N
         debit.totals = debit.totals.reserved(Side.DEBIT, -hold.amount_minor)
         credit.totals = credit.totals.reserved(Side.CREDIT, -hold.amount_minor)
         _resolve_hold(conn, hold.id, status)
+        if status == "expired":
+            emit(conn, "hold.expired", "hold", hold.id, _hold_event(hold))
     _write_totals(conn, locked.values(), current_business_date(conn))
 
 
@@ -1071,6 +1201,17 @@ def _resolve_hold(conn: Connection, hold_id: int, status: str) -> None:
         .where(holds.c.id == hold_id)
         .values(status=status, resolved_on=current_business_date(conn))
     )
+
+
+def _hold_event(hold: Hold) -> dict[str, Any]:
+    return {
+        "hold_id": hold.id,
+        "debit_account": hold.debit_account,
+        "credit_account": hold.credit_account,
+        "amount_minor": hold.amount_minor,
+        "currency": hold.currency,
+        "expires_on": hold.expires_on,
+    }
 
 
 def _hold_query() -> Any:
@@ -1110,11 +1251,13 @@ def _load_hold(conn: Connection, hold_id: int, *, lock: bool = False) -> Hold:
     return _to_hold(row)
 
 
+@query("ledger.read")
 def get_hold(db: Database, hold_id: int) -> Hold:
     with db.reading() as conn:
         return _load_hold(conn, hold_id)
 
 
+@query("ledger.read")
 def list_holds(
     db: Database, *, status: str | None = None, after_id: int = 0, limit: int = 100
 ) -> list[Hold]:
@@ -1130,6 +1273,7 @@ def list_holds(
 # --- balances ----------------------------------------------------------------------
 
 
+@query("ledger.read")
 def account_balance(db: Database, code: str, as_of: date | None = None) -> Balance:
     """The account's balance now (with pending holds) or at the end of a past business date."""
     with db.reading() as conn:
@@ -1175,6 +1319,7 @@ def _posted_as_of(
     return {r.account_id: (r.debits_posted, r.credits_posted) for r in rows}
 
 
+@query("ledger.read")
 def trial_balance(
     db: Database, as_of: date | None = None, *, roll_up: bool = False
 ) -> TrialBalance:

@@ -10,12 +10,15 @@ from lendcore.ledger.chain import EntryHeader, PostingRow
 from lendcore.ledger.model import BalanceConstraint, NormalSide, Totals
 from lendcore.ledger.verify import (
     AccountState,
+    Problem,
     SealRow,
     VerifyReport,
     check_account,
     check_chain,
     check_entry,
 )
+from lendcore.services.audit import verify_audit_on
+from lendcore.services.commands import query
 from lendcore.store.database import Database
 from lendcore.store.schema import (
     account_balances,
@@ -32,6 +35,7 @@ from lendcore.store.schema import (
 PAGE_ENTRIES = 5_000
 
 
+@query("ledger.verify")
 def verify_ledger(db: Database) -> VerifyReport:
     report = VerifyReport()
     with db.reading() as conn:
@@ -61,6 +65,10 @@ def verify_ledger(db: Database) -> VerifyReport:
         )
         report.seals_checked, problems = check_chain(seals, digest_of, int(head_seq), head_hash)
         report.add(problems)
+
+        audit = verify_audit_on(conn)
+        report.audit_records_checked = audit.records_checked
+        report.add(Problem("AUDIT_CHAIN_BROKEN", message) for message in audit.problems)
 
         pending = _pending_by_account(conn)
         for state in _account_states(conn):

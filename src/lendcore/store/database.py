@@ -7,10 +7,13 @@ revision is refused until `lendcore db upgrade` is run.
 
 from __future__ import annotations
 
+import getpass
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from lendcore.auth.actors import Actor, local_operator
 from lendcore.errors import DatabaseUnavailable, InvalidInput, SchemaOutdated
 
 DEFAULT_DB_URL = "sqlite:///lendcore.db"
@@ -70,12 +74,56 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Work to do inside a transaction just before it commits (the command audit
+# record is written this way, so it commits or rolls back with the command).
+BeforeCommit = Callable[[Connection], None]
+_before_commit: ContextVar[tuple[BeforeCommit, ...]] = ContextVar("before_commit", default=())
+
+
+@contextmanager
+def before_commit(hook: BeforeCommit) -> Iterator[None]:
+    """Run `hook(conn)` at the end of every successful transaction opened in this block."""
+    token = _before_commit.set((*_before_commit.get(), hook))
+    try:
+        yield
+    finally:
+        _before_commit.reset(token)
+
+
+@contextmanager
+def no_before_commit() -> Iterator[None]:
+    """Transactions in this block run no before-commit hooks (a refusal's own record)."""
+    token = _before_commit.set(())
+    try:
+        yield
+    finally:
+        _before_commit.reset(token)
+
+
+def _default_actor() -> Actor:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "operator"
+    return local_operator(name)
+
+
 @dataclass
 class Database:
-    """An open database: its engine and what kind it is."""
+    """An open database, and who is acting on it.
+
+    Opened by the CLI, it acts as the local operator (as a database's own shell
+    does); the HTTP API hands each request `acting_as(user)`.
+    """
 
     engine: Engine
     url: str
+    actor: Actor = field(default_factory=_default_actor)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def acting_as(self, actor: Actor, request_id: str | None = None) -> Database:
+        """The same database (same engine and pool) used by `actor`."""
+        return replace(self, actor=actor, request_id=request_id or uuid.uuid4().hex)
 
     @property
     def dialect(self) -> str:
@@ -90,6 +138,8 @@ class Database:
         """One read-write transaction: committed on success, rolled back on any error."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
+            for hook in _before_commit.get():
+                hook(conn)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -186,5 +186,181 @@ ledger_chain_head = Table(
     CheckConstraint("id = 1", name="singleton"),
 )
 
+
+# --- identity -------------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    CheckConstraint("status IN ('active', 'disabled')", name="status"),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+    Column("role", String(32), primary_key=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked_at", String(32), nullable=True),
+)
+
+# Installation-wide settings (the token signing key lives here).
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# --- the command audit log: append-only, with its own hash chain --------------------
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("roles", String(200), nullable=False),
+    Column("command", String(64), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("inputs_json", Text, nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("result_json", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    CheckConstraint("outcome IN ('ok', 'refused', 'failed')", name="outcome"),
+)
+Index("ix_audit_log_command", audit_log.c.command)
+Index("ix_audit_log_actor", audit_log.c.actor)
+
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    CheckConstraint("id = 1", name="singleton"),
+)
+
+# --- maker-checker ----------------------------------------------------------------
+
+pending_approvals = Table(
+    "pending_approvals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("command", String(64), nullable=False),
+    Column("payload_json", Text, nullable=False),
+    Column("summary", String(500), nullable=False),
+    Column("idempotency_key", String(128), nullable=True, unique=True),
+    Column("status", String(10), nullable=False),
+    Column("maker", String(100), nullable=False),
+    Column("maker_user_id", Id, ForeignKey("users.id"), nullable=True),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("checker", String(100), nullable=True),
+    Column("checker_user_id", Id, ForeignKey("users.id"), nullable=True),
+    Column("decided_at", String(32), nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("result_json", Text, nullable=True),
+    CheckConstraint("status IN ('pending', 'executed', 'rejected')", name="status"),
+)
+Index("ix_pending_approvals_status", pending_approvals.c.status)
+
+# --- events: the transactional outbox and its deliveries ---------------------------------
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(64), nullable=False),
+    Column("aggregate_type", String(32), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("payload_json", Text, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("event_types", String(500), nullable=False),
+    Column("active", SmallInteger, nullable=False),
+    # Outbox id up to which events have been queued for this webhook.
+    Column("queued_through", BigInteger, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("webhook_id", Id, ForeignKey("webhooks.id"), primary_key=True, autoincrement=False),
+    Column("outbox_id", Id, ForeignKey("outbox_events.id"), primary_key=True, autoincrement=False),
+    Column("aggregate_key", String(100), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", String(32), nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("delivered_at", String(32), nullable=True),
+    CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+)
+Index(
+    "ix_webhook_deliveries_status",
+    webhook_deliveries.c.status,
+    webhook_deliveries.c.next_attempt_at,
+)
+
+# Where each stream publisher (e.g. NATS) has got to in the outbox.
+publisher_cursors = Table(
+    "publisher_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("published_through", BigInteger, nullable=False),
+)
+
+# --- HTTP idempotency: the response to a POST, replayed for its Idempotency-Key ------------
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("actor", String(100), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("response_json", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+
 # Tables the database itself keeps append-only (triggers in the migration).
-APPEND_ONLY_TABLES: tuple[str, ...] = ("journal_entries", "postings", "ledger_seals")
+APPEND_ONLY_TABLES: tuple[str, ...] = (
+    "journal_entries",
+    "postings",
+    "ledger_seals",
+    "audit_log",
+    "outbox_events",
+)

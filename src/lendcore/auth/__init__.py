@@ -1,0 +1,1 @@
+"""Identity and permissions (pure): roles, actors, the permission table, credentials."""

@@ -1,0 +1,23 @@
+"""Reading the two clocks inside a transaction: the business date and UTC time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Connection, select
+
+from lendcore.store.schema import institution
+
+
+def utc_timestamp() -> str:
+    """The recorded-at timestamp: ISO 8601 UTC with microseconds, stored as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def current_business_date(conn: Connection) -> date:
+    value = conn.execute(
+        select(institution.c.business_date).where(institution.c.id == 1)
+    ).scalar_one()
+    if not isinstance(value, date):
+        raise RuntimeError("institution.business_date is not a date")
+    return value

@@ -1,0 +1,217 @@
+"""The gate every command passes: authorization, then the audit record.
+
+`@command("ledger.account.open")` on a service function checks the permission
+table for the acting user, runs the function, and records the command in the
+append-only audit log: inside the command's own transaction when it commits
+(so the record and the change stand or fall together), or in a transaction of
+its own when the command is refused or fails (so refusals are recorded even
+though the command wrote nothing). `@query(...)` checks permission for reads and
+records only refusals.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from sqlalchemy import Connection, insert, select, update
+
+from lendcore.audit import AuditRecord, canonical, record_hash, redact, to_plain
+from lendcore.auth.actors import Actor
+from lendcore.auth.permissions import PermissionDenied, authorize
+from lendcore.errors import LendcoreError
+from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.store.database import Database, before_commit, no_before_commit
+from lendcore.store.schema import audit_chain_head, audit_log
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class _Running:
+    """The command under way in this context."""
+
+    name: str
+    actor: Actor
+    request_id: str
+    inputs_json: str
+    result: dict[str, Any] = field(default_factory=dict)
+    audited: bool = False
+
+
+_current: ContextVar[_Running | None] = ContextVar("lendcore_command", default=None)
+
+
+def note_result(**values: Any) -> None:
+    """Attach facts about the outcome (an entry id, a user name) to the audit record."""
+    running = _current.get()
+    if running is not None:
+        running.result.update({k: to_plain(v) for k, v in values.items()})
+
+
+def current_actor() -> Actor | None:
+    running = _current.get()
+    return None if running is None else running.actor
+
+
+def write_audit(
+    conn: Connection,
+    *,
+    command: str,
+    actor: Actor,
+    request_id: str,
+    inputs_json: str,
+    outcome: str,
+    error_code: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> int:
+    """Append one record to the audit log and its chain, in the caller's transaction."""
+    head_seq, head_hash = conn.execute(
+        select(audit_chain_head.c.seq, audit_chain_head.c.record_hash)
+        .where(audit_chain_head.c.id == 1)
+        .with_for_update()
+    ).one()
+    record = AuditRecord(
+        seq=int(head_seq) + 1,
+        recorded_at=utc_timestamp(),
+        business_date=current_business_date(conn),
+        actor=actor.label,
+        actor_kind=actor.kind.value,
+        roles=",".join(sorted(r.value for r in actor.roles)),
+        command=command,
+        request_id=request_id,
+        inputs_json=inputs_json,
+        outcome=outcome,
+        error_code=error_code,
+        result_json=canonical(result or {}),
+    )
+    digest = record_hash(head_hash, record)
+    conn.execute(
+        insert(audit_log).values(
+            seq=record.seq,
+            recorded_at=record.recorded_at,
+            business_date=record.business_date,
+            actor=record.actor,
+            actor_kind=record.actor_kind,
+            roles=record.roles,
+            command=record.command,
+            request_id=record.request_id,
+            inputs_json=record.inputs_json,
+            outcome=record.outcome,
+            error_code=record.error_code,
+            result_json=record.result_json,
+            prev_hash=head_hash,
+            record_hash=digest,
+        )
+    )
+    conn.execute(
+        update(audit_chain_head)
+        .where(audit_chain_head.c.id == 1)
+        .values(seq=record.seq, record_hash=digest)
+    )
+    return record.seq
+
+
+def _record_alone(db: Database, running: _Running, outcome: str, error_code: str | None) -> None:
+    """Record a command that wrote nothing (refused, failed, or a pure replay)."""
+    with no_before_commit(), db.transaction() as conn:
+        write_audit(
+            conn,
+            command=running.name,
+            actor=running.actor,
+            request_id=db.request_id,
+            inputs_json=running.inputs_json,
+            outcome=outcome,
+            error_code=error_code,
+            result=running.result,
+        )
+    running.audited = True
+
+
+def _inputs(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    bound = inspect.signature(fn).bind_partial(None, *args, **kwargs)
+    values = {k: v for k, v in bound.arguments.items() if k != "db"}
+    return canonical(redact(to_plain(values)))
+
+
+def command(
+    name: str, *, check: bool = True
+) -> Callable[[Callable[Concatenate[Database, P], R]], Callable[Concatenate[Database, P], R]]:
+    """Declare a service function as the command `name` (see the module docstring).
+
+    With `check=False` the function authorizes itself (approvals, whose permission
+    depends on the command being approved); its refusals are still recorded.
+    """
+
+    def decorate(
+        fn: Callable[Concatenate[Database, P], R],
+    ) -> Callable[Concatenate[Database, P], R]:
+        @wraps(fn)
+        def run(db: Database, *args: P.args, **kwargs: P.kwargs) -> R:
+            running = _Running(name, db.actor, db.request_id, _inputs(fn, args, kwargs))
+            outer = _current.set(running)
+            try:
+                if check:
+                    authorize(db.actor, name)
+
+                def audit_on_commit(conn: Connection) -> None:
+                    if running.audited:
+                        return
+                    write_audit(
+                        conn,
+                        command=name,
+                        actor=running.actor,
+                        request_id=running.request_id,
+                        inputs_json=running.inputs_json,
+                        outcome="ok",
+                        result=running.result,
+                    )
+                    running.audited = True
+
+                with before_commit(audit_on_commit):
+                    result = fn(db, *args, **kwargs)
+                if not running.audited:
+                    _record_alone(db, running, "ok", None)
+                return result
+            except PermissionDenied as error:
+                if not running.audited:
+                    _record_alone(db, running, "refused", error.code)
+                raise
+            except LendcoreError as error:
+                if not running.audited:
+                    _record_alone(db, running, "failed", error.code)
+                raise
+            finally:
+                _current.reset(outer)
+
+        return cast(Callable[Concatenate[Database, P], R], run)
+
+    return decorate
+
+
+def query(
+    name: str,
+) -> Callable[[Callable[Concatenate[Database, P], R]], Callable[Concatenate[Database, P], R]]:
+    """Declare a read: permission checked; only a refusal is written to the audit log."""
+
+    def decorate(
+        fn: Callable[Concatenate[Database, P], R],
+    ) -> Callable[Concatenate[Database, P], R]:
+        @wraps(fn)
+        def run(db: Database, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                authorize(db.actor, name)
+            except PermissionDenied as error:
+                running = _Running(name, db.actor, db.request_id, _inputs(fn, args, kwargs))
+                _record_alone(db, running, "refused", error.code)
+                raise
+            return fn(db, *args, **kwargs)
+
+        return cast(Callable[Concatenate[Database, P], R], run)
+
+    return decorate

@@ -1,0 +1,108 @@
+"""Domain events: written to the outbox in the transaction of the command that caused them.
+
+A publisher (lendcore.services.publisher) delivers them at least once, in order
+per aggregate; consumers de-duplicate by `event_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from lendcore.audit import canonical, to_plain
+from lendcore.errors import InvalidInput
+from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.services.commands import query
+from lendcore.store.database import Database
+from lendcore.store.schema import outbox_events
+
+PAGE_SIZE_MAX = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    event_id: str
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    business_date: date
+    recorded_at: str
+    payload: Mapping[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        """The document sent to webhooks and streams."""
+        return {
+            "event_id": self.event_id,
+            "sequence": self.id,
+            "type": self.event_type,
+            "aggregate": {"type": self.aggregate_type, "id": self.aggregate_id},
+            "business_date": self.business_date.isoformat(),
+            "recorded_at": self.recorded_at,
+            "data": dict(self.payload),
+        }
+
+
+def emit(
+    conn: Connection,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: str | int,
+    payload: Mapping[str, Any],
+) -> str:
+    """Write one event to the outbox inside the caller's transaction; returns its id."""
+    event_id = str(uuid.uuid4())
+    conn.execute(
+        insert(outbox_events).values(
+            event_id=event_id,
+            event_type=event_type,
+            aggregate_type=aggregate_type,
+            aggregate_id=str(aggregate_id),
+            business_date=current_business_date(conn),
+            recorded_at=utc_timestamp(),
+            payload_json=canonical(to_plain(dict(payload))),
+        )
+    )
+    return event_id
+
+
+def to_event(row: Any) -> Event:
+    return Event(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        aggregate_type=row.aggregate_type,
+        aggregate_id=row.aggregate_id,
+        business_date=row.business_date,
+        recorded_at=row.recorded_at,
+        payload=json.loads(row.payload_json),
+    )
+
+
+@query("events.read")
+def list_events(
+    db: Database,
+    *,
+    after_id: int = 0,
+    limit: int = 100,
+    event_type: str | None = None,
+    aggregate_type: str | None = None,
+    aggregate_id: str | None = None,
+) -> list[Event]:
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInput(f"limit must be between 1 and {PAGE_SIZE_MAX}")
+    q = select(outbox_events).where(outbox_events.c.id > after_id)
+    if event_type:
+        q = q.where(outbox_events.c.event_type == event_type)
+    if aggregate_type:
+        q = q.where(outbox_events.c.aggregate_type == aggregate_type)
+    if aggregate_id:
+        q = q.where(outbox_events.c.aggregate_id == aggregate_id)
+    with db.reading() as conn:
+        return [to_event(r) for r in conn.execute(q.order_by(outbox_events.c.id).limit(limit))]
