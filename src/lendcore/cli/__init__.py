@@ -99,6 +99,35 @@ def date_advance(ctx: typer.Context, days: int = typer.Option(1, "--days")) -> N
     console.print(f"Business date: [bold]{moved.isoformat()}[/]")
 
 
+@app.command("serve")
+@handles_errors
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers", help="Processes (PostgreSQL); SQLite: keep 1."),
+) -> None:
+    """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    state: State = ctx.find_root().obj
+    # Bootstrap (and print the first admin's credentials) before serving.
+    state.db()
+    state.close()
+    os.environ["LENDCORE_DB_URL"] = state.db_url
+    uvicorn.run(
+        "lendcore.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(date_app, name="date")
 app.add_typer(account_app, name="account")

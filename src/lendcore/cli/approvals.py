@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 from rich.table import Table
 
 from lendcore.cli.common import JsonOption, console, db, handles_errors, print_json
+from lendcore.presentation import approval_doc
 from lendcore.services import approvals
 from lendcore.services.approvals import PendingApproval
 
 approval_app = typer.Typer(help="Commands waiting for a second person.", no_args_is_help=True)
-
-
-def approval_doc(a: PendingApproval) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "command": a.command,
-        "summary": a.summary,
-        "status": a.status,
-        "maker": a.maker,
-        "business_date": a.business_date,
-        "created_at": a.created_at,
-        "checker": a.checker,
-        "decided_at": a.decided_at,
-        "note": a.note,
-        "payload": dict(a.payload),
-        "result": None if a.result is None else dict(a.result),
-    }
 
 
 def print_approval(a: PendingApproval) -> None:

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from lendcore.cli.common import JsonOption, console, db, handles_errors, parse_iso_date, print_json
+from lendcore.presentation import audit_doc
 from lendcore.services import audit
-from lendcore.services.audit import AuditEntry
 
 audit_app = typer.Typer(help="The command audit log.", no_args_is_help=True)
-
-
-def audit_doc(e: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "recorded_at": e.recorded_at,
-        "business_date": e.business_date,
-        "actor": e.actor,
-        "actor_kind": e.actor_kind,
-        "roles": e.roles,
-        "command": e.command,
-        "request_id": e.request_id,
-        "inputs": dict(e.inputs),
-        "outcome": e.outcome,
-        "error_code": e.error_code,
-        "result": dict(e.result),
-    }
 
 
 @audit_app.command("list")

@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 
 from lendcore.errors import InvalidDate, LendcoreError
-from lendcore.money import currency, format_minor
 from lendcore.store.database import DEFAULT_DB_URL, Database, open_database
 
 console = Console()
@@ -115,11 +114,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def amount(amount_minor: int, currency_code: str) -> str:
-    """Minor units as a decimal string in major units, e.g. 123456 USD -> "1234.56"."""
-    return format_minor(amount_minor, currency(currency_code).exponent)
 
 
 def parse_iso_date(text: str | None) -> date | None:

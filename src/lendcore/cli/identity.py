@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from lendcore.cli.common import JsonOption, console, db, handles_errors, print_json
+from lendcore.presentation import apikey_doc, user_doc
 from lendcore.services import identity
-from lendcore.services.identity import ApiKey, User
 
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
-
-
-def user_doc(u: User) -> dict[str, Any]:
-    return {
-        "username": u.username,
-        "display_name": u.display_name,
-        "status": u.status,
-        "roles": sorted(r.value for r in u.roles),
-        "created_at": u.created_at,
-        "has_password": u.has_password,
-    }
-
-
-def apikey_doc(k: ApiKey) -> dict[str, Any]:
-    return {
-        "key_id": k.key_id,
-        "username": k.username,
-        "label": k.label,
-        "created_at": k.created_at,
-        "expires_at": k.expires_at,
-        "revoked_at": k.revoked_at,
-        "active": k.active,
-    }
 
 
 @user_app.command("create")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import typer
 from rich.table import Table
 
-from lendcore.cli.approvals import approval_doc
 from lendcore.cli.common import (
     JsonOption,
-    amount,
     console,
     db,
     handles_errors,
@@ -23,8 +20,18 @@ from lendcore.errors import InvalidEntry, InvalidInput
 from lendcore.ledger.model import AccountSpec, AccountType, BalanceConstraint, EntrySpec, NormalSide
 from lendcore.ledger.verify import VerifyReport
 from lendcore.money import Money
+from lendcore.presentation import (
+    account_doc,
+    amount,
+    approval_doc,
+    balance_doc,
+    entry_doc,
+    hold_doc,
+    trial_balance_doc,
+    verify_doc,
+)
 from lendcore.services import ledger as ledger_service
-from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
+from lendcore.services.ledger import Balance, BookedEntry, TrialBalance
 from lendcore.services.manual_entries import submit_manual_entry, submit_reversal
 from lendcore.services.verify import verify_ledger
 
@@ -35,121 +42,6 @@ ledger_app = typer.Typer(help="Balances, trial balance and verification.", no_ar
 
 
 # --- documents (the JSON shapes; amounts are decimal strings in major units) ---------
-
-
-def account_doc(a: Account) -> dict[str, Any]:
-    return {
-        "code": a.code,
-        "name": a.name,
-        "type": a.type.value,
-        "currency": a.currency,
-        "normal_side": a.normal_side.value,
-        "parent": a.parent_code,
-        "status": a.status.value,
-        "balance_constraint": a.balance_constraint.value,
-        "opened_on": a.opened_on,
-        "closed_on": a.closed_on,
-    }
-
-
-def entry_doc(e: BookedEntry) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "idempotency_key": e.idempotency_key,
-        "business_date": e.business_date,
-        "value_date": e.value_date,
-        "recorded_at": e.recorded_at,
-        "description": e.description,
-        "metadata": dict(e.metadata),
-        "reverses_entry_id": e.reverses_entry_id,
-        "hold_id": e.hold_id,
-        "replayed": e.replayed,
-        "postings": [
-            {
-                "account": p.account,
-                "side": "debit" if p.side.value == "D" else "credit",
-                "amount": amount(p.amount_minor, p.currency),
-                "currency": p.currency,
-            }
-            for p in e.postings
-        ],
-    }
-
-
-def hold_doc(h: Hold) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "idempotency_key": h.idempotency_key,
-        "debit_account": h.debit_account,
-        "credit_account": h.credit_account,
-        "amount": amount(h.amount_minor, h.currency),
-        "currency": h.currency,
-        "status": h.status,
-        "expires_on": h.expires_on,
-        "business_date": h.business_date,
-        "resolved_on": h.resolved_on,
-        "description": h.description,
-    }
-
-
-def balance_doc(b: Balance) -> dict[str, Any]:
-    return {
-        "account": b.account,
-        "currency": b.currency,
-        "normal_side": b.normal_side.value,
-        "as_of": b.as_of,
-        "balance": amount(b.posted, b.currency),
-        "available": amount(b.available, b.currency),
-        "debits_posted": amount(b.debits_posted, b.currency),
-        "credits_posted": amount(b.credits_posted, b.currency),
-        "debits_pending": amount(b.debits_pending, b.currency),
-        "credits_pending": amount(b.credits_pending, b.currency),
-    }
-
-
-def trial_balance_doc(tb: TrialBalance) -> dict[str, Any]:
-    return {
-        "as_of": tb.as_of,
-        "balanced": tb.balanced,
-        "accounts": [
-            {
-                "code": r.code,
-                "name": r.name,
-                "type": r.type.value,
-                "currency": r.currency,
-                "parent": r.parent_code,
-                "debit": amount(r.debit_minor, r.currency),
-                "credit": amount(r.credit_minor, r.currency),
-            }
-            for r in tb.rows
-        ],
-        "totals": [
-            {"currency": cur, "debit": amount(d, cur), "credit": amount(c, cur)}
-            for cur, (d, c) in sorted(tb.totals.items())
-        ],
-    }
-
-
-def verify_doc(report: VerifyReport) -> dict[str, Any]:
-    return {
-        "ok": report.ok,
-        "entries_checked": report.entries_checked,
-        "postings_checked": report.postings_checked,
-        "seals_checked": report.seals_checked,
-        "accounts_checked": report.accounts_checked,
-        "chain_head": {"seq": report.head_seq, "hash": report.head_hash},
-        "first_bad_entry": report.first_bad_entry,
-        "problems": [
-            {
-                "code": p.code,
-                "message": p.message,
-                "entry_id": p.entry_id,
-                "account": p.account,
-                "seal_seq": p.seal_seq,
-            }
-            for p in report.problems
-        ],
-    }
 
 
 # --- tables ---------------------------------------------------------------------

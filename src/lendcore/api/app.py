@@ -1,0 +1,105 @@
+"""The FastAPI application: `create_app(url)`; `lendcore serve` runs it under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from lendcore import __version__
+from lendcore.api import logs, problems
+from lendcore.api.deps import REQUEST_ID_PATTERN, base_db
+from lendcore.api.routes import approvals, audit, identity, ledger
+from lendcore.api.schemas import Health, Readiness
+from lendcore.errors import DatabaseUnavailable
+from lendcore.services.clock import current_business_date
+from lendcore.store import migrations
+from lendcore.store.database import Database, open_database
+
+log = logging.getLogger("lendcore.api")
+
+
+def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> FastAPI:
+    """The application on `db` (a Database, a URL, or $LENDCORE_DB_URL)."""
+    logs.configure()
+    owned = not isinstance(db, Database)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            app.state.db = open_database(db if isinstance(db, str) else None, pool_size=pool_size)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.db.dispose()
+
+    app = FastAPI(
+        title="lendcore",
+        version=__version__,
+        summary="The system of record and of decision for a lender.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+    )
+    if isinstance(db, Database):
+        app.state.db = db
+    problems.install(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "actor": getattr(request.state, "actor", None),
+            },
+        )
+        return response
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def health() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Readiness, tags=["health"])
+    def ready(request: Request) -> Readiness:
+        """Readiness: the database answers and its schema is current."""
+        database = base_db(request)
+        try:
+            with database.reading() as conn:
+                revision = migrations.current_revision(conn)
+                today = current_business_date(conn)
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable("the database does not answer") from exc
+        if revision != migrations.head_revision():
+            raise DatabaseUnavailable(
+                f"the schema is at {revision}, not {migrations.head_revision()}"
+            )
+        return Readiness(
+            status="ready",
+            database=database.dialect,
+            schema_revision=revision or "none",
+            business_date=today,
+        )
+
+    for module in (identity, ledger, approvals, audit):
+        app.include_router(module.router)
+    return app

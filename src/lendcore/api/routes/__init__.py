@@ -1,0 +1,1 @@
+"""Versioned routers: every route parses, calls one service function, renders."""

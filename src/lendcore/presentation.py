@@ -1,0 +1,199 @@
+"""JSON documents of service results: one shape for the CLI's --json and the HTTP API.
+
+Amounts are decimal strings in major units with the currency beside them, never
+floats; dates are ISO 8601.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from lendcore.ledger.verify import VerifyReport
+from lendcore.money import currency, format_minor
+from lendcore.services.approvals import PendingApproval
+from lendcore.services.audit import AuditEntry
+from lendcore.services.identity import ApiKey, User
+from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
+
+
+def amount(amount_minor: int, currency_code: str) -> str:
+    """Minor units as a decimal string in major units, e.g. 123456 USD -> "1234.56"."""
+    return format_minor(amount_minor, currency(currency_code).exponent)
+
+
+def iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def account_doc(a: Account) -> dict[str, Any]:
+    return {
+        "code": a.code,
+        "name": a.name,
+        "type": a.type.value,
+        "currency": a.currency,
+        "normal_side": a.normal_side.value,
+        "parent": a.parent_code,
+        "status": a.status.value,
+        "balance_constraint": a.balance_constraint.value,
+        "opened_on": a.opened_on,
+        "closed_on": a.closed_on,
+    }
+
+
+def entry_doc(e: BookedEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "idempotency_key": e.idempotency_key,
+        "business_date": e.business_date,
+        "value_date": e.value_date,
+        "recorded_at": e.recorded_at,
+        "description": e.description,
+        "metadata": dict(e.metadata),
+        "reverses_entry_id": e.reverses_entry_id,
+        "hold_id": e.hold_id,
+        "replayed": e.replayed,
+        "postings": [
+            {
+                "account": p.account,
+                "side": "debit" if p.side.value == "D" else "credit",
+                "amount": amount(p.amount_minor, p.currency),
+                "currency": p.currency,
+            }
+            for p in e.postings
+        ],
+    }
+
+
+def hold_doc(h: Hold) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "idempotency_key": h.idempotency_key,
+        "debit_account": h.debit_account,
+        "credit_account": h.credit_account,
+        "amount": amount(h.amount_minor, h.currency),
+        "currency": h.currency,
+        "status": h.status,
+        "expires_on": h.expires_on,
+        "business_date": h.business_date,
+        "resolved_on": h.resolved_on,
+        "description": h.description,
+    }
+
+
+def balance_doc(b: Balance) -> dict[str, Any]:
+    return {
+        "account": b.account,
+        "currency": b.currency,
+        "normal_side": b.normal_side.value,
+        "as_of": b.as_of,
+        "balance": amount(b.posted, b.currency),
+        "available": amount(b.available, b.currency),
+        "debits_posted": amount(b.debits_posted, b.currency),
+        "credits_posted": amount(b.credits_posted, b.currency),
+        "debits_pending": amount(b.debits_pending, b.currency),
+        "credits_pending": amount(b.credits_pending, b.currency),
+    }
+
+
+def trial_balance_doc(tb: TrialBalance) -> dict[str, Any]:
+    return {
+        "as_of": tb.as_of,
+        "balanced": tb.balanced,
+        "accounts": [
+            {
+                "code": r.code,
+                "name": r.name,
+                "type": r.type.value,
+                "currency": r.currency,
+                "parent": r.parent_code,
+                "debit": amount(r.debit_minor, r.currency),
+                "credit": amount(r.credit_minor, r.currency),
+            }
+            for r in tb.rows
+        ],
+        "totals": [
+            {"currency": cur, "debit": amount(d, cur), "credit": amount(c, cur)}
+            for cur, (d, c) in sorted(tb.totals.items())
+        ],
+    }
+
+
+def verify_doc(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "entries_checked": report.entries_checked,
+        "postings_checked": report.postings_checked,
+        "seals_checked": report.seals_checked,
+        "accounts_checked": report.accounts_checked,
+        "audit_records_checked": report.audit_records_checked,
+        "chain_head": {"seq": report.head_seq, "hash": report.head_hash},
+        "first_bad_entry": report.first_bad_entry,
+        "problems": [
+            {
+                "code": p.code,
+                "message": p.message,
+                "entry_id": p.entry_id,
+                "account": p.account,
+                "seal_seq": p.seal_seq,
+            }
+            for p in report.problems
+        ],
+    }
+
+
+def user_doc(u: User) -> dict[str, Any]:
+    return {
+        "username": u.username,
+        "display_name": u.display_name,
+        "status": u.status,
+        "roles": sorted(r.value for r in u.roles),
+        "created_at": u.created_at,
+        "has_password": u.has_password,
+    }
+
+
+def apikey_doc(k: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": k.key_id,
+        "username": k.username,
+        "label": k.label,
+        "created_at": k.created_at,
+        "expires_at": k.expires_at,
+        "revoked_at": k.revoked_at,
+        "active": k.active,
+    }
+
+
+def approval_doc(a: PendingApproval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "command": a.command,
+        "summary": a.summary,
+        "status": a.status,
+        "maker": a.maker,
+        "business_date": a.business_date,
+        "created_at": a.created_at,
+        "checker": a.checker,
+        "decided_at": a.decided_at,
+        "note": a.note,
+        "payload": dict(a.payload),
+        "result": None if a.result is None else dict(a.result),
+    }
+
+
+def audit_doc(e: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "recorded_at": e.recorded_at,
+        "business_date": e.business_date,
+        "actor": e.actor,
+        "actor_kind": e.actor_kind,
+        "roles": e.roles,
+        "command": e.command,
+        "request_id": e.request_id,
+        "inputs": dict(e.inputs),
+        "outcome": e.outcome,
+        "error_code": e.error_code,
+        "result": dict(e.result),
+    }
