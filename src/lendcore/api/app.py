@@ -8,13 +8,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from lendcore import __version__
-from lendcore.api import logs, problems
-from lendcore.api.deps import REQUEST_ID_PATTERN, base_db
-from lendcore.api.routes import approvals, audit, identity, ledger
+from lendcore.api import logs, openapi, problems
+from lendcore.api.deps import REQUEST_ID_PATTERN, base_db, refuse_nul
+from lendcore.api.routes import approvals, audit, identity, ledger, webhooks
 from lendcore.api.schemas import Health, Readiness
 from lendcore.errors import DatabaseUnavailable
 from lendcore.services.clock import current_business_date
@@ -46,10 +46,12 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
         lifespan=lifespan,
         openapi_url="/openapi.json",
         docs_url="/docs",
+        dependencies=[Depends(refuse_nul)],
     )
     if isinstance(db, Database):
         app.state.db = db
     problems.install(app)
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
     @app.middleware("http")
     async def request_context(
@@ -100,6 +102,6 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
             business_date=today,
         )
 
-    for module in (identity, ledger, approvals, audit):
+    for module in (identity, ledger, approvals, audit, webhooks):
         app.include_router(module.router)
     return app

@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel
 
 from lendcore.auth.credentials import API_KEY_PREFIX
+from lendcore.errors import InvalidInput
 from lendcore.services import identity
 from lendcore.services.idempotency import store_response, stored_response, validate_key
 from lendcore.store.database import Database
@@ -29,6 +30,14 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def base_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse a NUL character (U+0000) in the path or the query: PostgreSQL
+    cannot store or even compare one, so it would end as a 500, not a 422."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in name or "\x00" in str(value):
+            raise InvalidInput(f"{name} contains a NUL character (U+0000)")
 
 
 def acting_db(

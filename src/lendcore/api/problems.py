@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from lendcore.errors import LendcoreError
 
@@ -58,6 +59,23 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+# The methods a 405 may name in `Allow`.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (asked of the
+    router itself, so included routers count)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LendcoreError)
     async def domain_error(request: Request, exc: LendcoreError) -> JSONResponse:
@@ -79,7 +97,12 @@ def install(app: FastAPI) -> None:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED"}.get(
             exc.status_code, "HTTP_ERROR"
         )
-        return problem(request, exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            # RFC 9110: `Allow` lists every method of the resource. Starlette names
+            # only those of the first route on the path (GET, not POST, of /v1/accounts).
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return problem(request, exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,10 +4,11 @@ lendcore.presentation so the CLI's --json and the API agree."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from lendcore.auth.actors import Role
 from lendcore.ledger.model import AccountType, BalanceConstraint, NormalSide
@@ -18,9 +19,54 @@ KEY_PATTERN = r"^[ -~]{1,128}$"
 
 T = TypeVar("T")
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date_only(value: Any) -> Any:
+    # Pydantic's lax date parsing reads a number (or a numeric string) as Unix
+    # time: `as_of=0` would silently mean 1970-01-01. Input dates are ISO 8601.
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+# A date in a request: "YYYY-MM-DD" and nothing else.
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where the first NUL character (U+0000) in `value` is, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        found = nul_path(key, where) or nul_path(item, where)
+        if found is not None:
+            return found
+    return None
+
 
 class Strict(BaseModel):
+    """A request body: no unknown fields, and no NUL in any text (PostgreSQL
+    cannot store one, and no person means one)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        where = nul_path(data)
+        if where is not None:
+            raise ValueError(f"{where or 'text'} contains a NUL character (U+0000)")
+        return data
 
 
 class Page(BaseModel, Generic[T]):
@@ -131,7 +177,7 @@ class EntryCreate(Strict):
     )
     postings: list[PostingIn] = Field(min_length=2, max_length=1000)
     description: str = Field(default="", max_length=500)
-    value_date: date | None = None
+    value_date: IsoDate | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -160,7 +206,7 @@ class HoldCreate(Strict):
     credit_account: str = Field(pattern=CODE_PATTERN)
     amount: str = Field(pattern=AMOUNT_PATTERN)
     currency: str = Field(pattern=r"^[A-Za-z]{3}$")
-    expires_on: date
+    expires_on: IsoDate
     description: str = Field(default="", max_length=500)
 
 
@@ -249,7 +295,7 @@ class BusinessDatePublic(BaseModel):
 
 
 class BusinessDateMove(Strict):
-    business_date: date
+    business_date: IsoDate
 
 
 # --- approvals, audit, events -----------------------------------------------------------
@@ -302,6 +348,26 @@ class EventPublic(BaseModel):
     business_date: str
     recorded_at: str
     data: dict[str, Any]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description='Where the bad value is, e.g. "body.postings.0.amount".')
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as an RFC 9457 problem document (application/problem+json)."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong, for a person to act on.")
+    code: str = Field(description="The stable error code: clients match on this.")
+    instance: str = Field(description="The request path.")
+    request_id: str | None
+    errors: list[FieldError] | None = Field(
+        default=None, description="Invalid input: one item per bad field."
+    )
 
 
 class Health(BaseModel):

@@ -18,6 +18,7 @@ from lendcore.cli.common import (
     print_json,
 )
 from lendcore.cli.demo import demo_command
+from lendcore.cli.events import events_app, webhook_app
 from lendcore.cli.identity import apikey_app, user_app
 from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
 from lendcore.errors import LendcoreError
@@ -138,6 +139,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(approval_app, name="approval")
 app.add_typer(audit_app, name="audit")
+app.add_typer(events_app, name="events")
+app.add_typer(webhook_app, name="webhook")
 app.command("demo")(demo_command)
 
 

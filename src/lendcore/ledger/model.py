@@ -27,6 +27,7 @@ ENTRIES_PER_BATCH_MAX = 100_000
 IDEMPOTENCY_KEY_LENGTH_MAX = 128
 DESCRIPTION_LENGTH_MAX = 500
 ACCOUNT_CODE_LENGTH_MAX = 64
+ACCOUNT_NAME_LENGTH_MAX = 200
 # Postgres BIGINT; a sum of amounts must still fit.
 AMOUNT_MINOR_MAX = 2**62
 
@@ -230,12 +231,20 @@ def validate_amount(amount_minor: int) -> None:
         raise InvalidEntry(f"amount {amount_minor} minor units exceeds the maximum of 2^62")
 
 
+def validate_description(description: str) -> None:
+    """The description of an entry or a hold: what fits its column on every database."""
+    if len(description) > DESCRIPTION_LENGTH_MAX:
+        raise InvalidEntry(f"description is longer than {DESCRIPTION_LENGTH_MAX} characters")
+    # PostgreSQL refuses text with NUL; SQLite would keep it: refuse it on both.
+    if "\x00" in description:
+        raise InvalidEntry("description may not contain NUL characters")
+
+
 def validate_entry(spec: EntrySpec) -> None:
     """Check the form of an entry: key, at least two postings, positive amounts,
     debits equal to credits in every currency. Raises a typed error."""
     validate_idempotency_key(spec.idempotency_key)
-    if len(spec.description) > DESCRIPTION_LENGTH_MAX:
-        raise InvalidEntry(f"description is longer than {DESCRIPTION_LENGTH_MAX} characters")
+    validate_description(spec.description)
     count = len(spec.postings)
     if count < 2:
         raise InvalidEntry(f"a journal entry needs at least two postings, got {count}")
@@ -269,6 +278,12 @@ def validate_account_spec(spec: AccountSpec) -> None:
         )
     if not spec.name.strip():
         raise InvalidAccount(f"account {code} needs a name")
+    # PostgreSQL refuses text with NUL and a name longer than its column.
+    if len(spec.name) > ACCOUNT_NAME_LENGTH_MAX or "\x00" in spec.name:
+        raise InvalidAccount(
+            f"account {code} needs a name of at most {ACCOUNT_NAME_LENGTH_MAX} characters "
+            "without NUL characters"
+        )
     if spec.parent_code == code:
         raise InvalidAccount(f"account {code} cannot be its own parent")
 

@@ -125,7 +125,8 @@ def submit(
     return _load(conn, approval_id)
 
 
-def _lock_pending(conn: Connection, approval_id: int) -> PendingApproval:
+def _lock_pending(conn: Connection, approval_id: int) -> tuple[PendingApproval, Any]:
+    """Lock a pending approval's row until commit: two checkers cannot both decide it."""
     row = conn.execute(
         select(pending_approvals).where(pending_approvals.c.id == approval_id).with_for_update()
     ).first()
@@ -136,7 +137,7 @@ def _lock_pending(conn: Connection, approval_id: int) -> PendingApproval:
         raise ApprovalDecided(
             f"approval {approval_id} is {approval.status} already", approval_id=approval_id
         )
-    return approval
+    return approval, row
 
 
 def _check_checker(db: Database, row: Any, approval: PendingApproval) -> None:
@@ -159,10 +160,7 @@ def approve(db: Database, approval_id: int, note: str = "") -> PendingApproval:
     """A second person approves: the command executes now, exactly once."""
     _validate_note(note)
     with db.transaction() as conn:
-        approval = _lock_pending(conn, approval_id)
-        row = conn.execute(
-            select(pending_approvals).where(pending_approvals.c.id == approval_id)
-        ).one()
+        approval, row = _lock_pending(conn, approval_id)
         _check_checker(db, row, approval)
         result = _EXECUTORS[approval.command](conn, approval.payload)
         conn.execute(
@@ -195,10 +193,7 @@ def reject(db: Database, approval_id: int, note: str) -> PendingApproval:
     if not note.strip():
         raise InvalidInput("a rejection needs a reason")
     with db.transaction() as conn:
-        approval = _lock_pending(conn, approval_id)
-        row = conn.execute(
-            select(pending_approvals).where(pending_approvals.c.id == approval_id)
-        ).one()
+        approval, row = _lock_pending(conn, approval_id)
         _check_checker(db, row, approval)
         conn.execute(
             update(pending_approvals)

@@ -19,10 +19,14 @@ from lendcore.audit import canonical, to_plain
 from lendcore.errors import InvalidInput
 from lendcore.services.clock import current_business_date, utc_timestamp
 from lendcore.services.commands import query
-from lendcore.store.database import Database
+from lendcore.store.database import TX_INFO_PREFIX, Database, before_this_commit
 from lendcore.store.schema import outbox_events
 
 PAGE_SIZE_MAX = 1_000
+# Events waiting in a transaction for its commit.
+_PENDING = TX_INFO_PREFIX + "outbox"
+# The PostgreSQL advisory lock that orders outbox writes by commit.
+OUTBOX_LOCK_KEY = 7_243_001
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +60,37 @@ def emit(
     aggregate_id: str | int,
     payload: Mapping[str, Any],
 ) -> str:
-    """Write one event to the outbox inside the caller's transaction; returns its id."""
+    """Add one event to the outbox of the caller's transaction; returns its id.
+
+    Events are written at the end of the transaction, under a lock held until
+    commit, so outbox ids follow commit order: a reader that moves a cursor past
+    id N never misses an event with a smaller id that commits later.
+    """
     event_id = str(uuid.uuid4())
-    conn.execute(
-        insert(outbox_events).values(
-            event_id=event_id,
-            event_type=event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=str(aggregate_id),
-            business_date=current_business_date(conn),
-            recorded_at=utc_timestamp(),
-            payload_json=canonical(to_plain(dict(payload))),
-        )
+    pending: list[dict[str, Any]] = conn.info.setdefault(_PENDING, [])
+    pending.append(
+        {
+            "event_id": event_id,
+            "event_type": event_type,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": str(aggregate_id),
+            "recorded_at": utc_timestamp(),
+            "payload_json": canonical(to_plain(dict(payload))),
+        }
     )
+    before_this_commit(conn, "outbox", _write_outbox)
     return event_id
+
+
+def _write_outbox(conn: Connection) -> None:
+    rows = conn.info.pop(_PENDING, [])
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        # Held until commit: emitting transactions commit their events one at a time.
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (OUTBOX_LOCK_KEY,))
+    today = current_business_date(conn)
+    conn.execute(insert(outbox_events), [{**row, "business_date": today} for row in rows])
 
 
 def to_event(row: Any) -> Event:

@@ -9,13 +9,14 @@ secret out a second time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from lendcore.audit import canonical, redact
+from lendcore.audit import REDACTED, canonical, is_secret
 from lendcore.errors import IdempotencyConflict, InvalidInput
 from lendcore.services.clock import utc_timestamp
 from lendcore.store.database import Database
@@ -33,6 +34,24 @@ class StoredResponse:
 def validate_key(key: str) -> None:
     if not key or len(key) > KEY_LENGTH_MAX or not key.isprintable():
         raise InvalidInput(f"Idempotency-Key must be 1 to {KEY_LENGTH_MAX} printable characters")
+
+
+def redact_response(value: Any) -> Any:
+    """Replace the secret text of a response body with "***", keeping its shape.
+
+    Unlike the audit log's redaction, only text stored under a secret-looking
+    name is replaced: a mapping under one (`api_key`, the key's public record)
+    is redacted inside, and a flag (`has_password`) is kept, so a replayed
+    response still matches its response schema.
+    """
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(v, str) and is_secret(str(k)) else redact_response(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_response(v) for v in value]
+    return value
 
 
 def stored_response(db: Database, key: str, request_hash: str) -> StoredResponse | None:
@@ -60,7 +79,7 @@ def store_response(db: Database, key: str, request_hash: str, status_code: int, 
                     key=key,
                     request_hash=request_hash,
                     status_code=status_code,
-                    response_json=canonical(redact(body)),
+                    response_json=canonical(redact_response(body)),
                     created_at=utc_timestamp(),
                 )
             )

@@ -199,7 +199,8 @@ def create_user(
     role_set = parse_roles(roles)
     with db.transaction() as conn:
         user = _insert_user(conn, username, role_set, display_name, password, db.actor.label)
-    note_result(user_id=user.id)
+        # Inside the transaction: the audit record is written when it commits.
+        note_result(user_id=user.id)
     return user
 
 
@@ -264,7 +265,8 @@ def create_api_key(
     with db.transaction() as conn:
         user = _load_user(conn, username)
         issued = _insert_api_key(conn, user, label, days)
-    note_result(key_id=issued.key.key_id)
+        # Inside the transaction: the audit record is written when it commits.
+        note_result(key_id=issued.key.key_id)
     return issued
 
 

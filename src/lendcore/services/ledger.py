@@ -40,7 +40,6 @@ from lendcore.errors import (
 )
 from lendcore.ledger.chain import EntryHeader, PostingRow, encode_id_ranges, entry_digest, seal_hash
 from lendcore.ledger.model import (
-    DESCRIPTION_LENGTH_MAX,
     ENTRIES_PER_BATCH_MAX,
     AccountSpec,
     AccountStatus,
@@ -58,6 +57,7 @@ from lendcore.ledger.model import (
     reversal_postings,
     validate_account_spec,
     validate_amount,
+    validate_description,
     validate_entry,
     validate_idempotency_key,
 )
@@ -219,22 +219,28 @@ def open_account(db: Database, spec: AccountSpec) -> Account:
                 )
             parent_id = parent.id
         today = current_business_date(conn)
-        account_id = conn.execute(
-            insert(accounts)
-            .values(
-                code=spec.code,
-                name=spec.name.strip(),
-                type=spec.type.value,
-                currency=spec.currency.upper(),
-                normal_side=spec.effective_normal_side.value,
-                parent_id=parent_id,
-                status=AccountStatus.OPEN.value,
-                balance_constraint=spec.balance_constraint.value,
-                opened_on=today,
-                created_at=utc_timestamp(),
-            )
-            .returning(accounts.c.id)
-        ).scalar_one()
+        try:
+            account_id = conn.execute(
+                insert(accounts)
+                .values(
+                    code=spec.code,
+                    name=spec.name.strip(),
+                    type=spec.type.value,
+                    currency=spec.currency.upper(),
+                    normal_side=spec.effective_normal_side.value,
+                    parent_id=parent_id,
+                    status=AccountStatus.OPEN.value,
+                    balance_constraint=spec.balance_constraint.value,
+                    opened_on=today,
+                    created_at=utc_timestamp(),
+                )
+                .returning(accounts.c.id)
+            ).scalar_one()
+        except IntegrityError as exc:
+            # A concurrent caller opened the same code after the check above.
+            if not any(name in str(exc.orig) for name in ("accounts_code", "accounts.code")):
+                raise
+            raise AccountExists(f"account {spec.code} exists already", account=spec.code) from exc
         conn.execute(
             insert(account_balances).values(
                 account_id=account_id,
@@ -384,7 +390,10 @@ def _lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, _Locked]
             .join(account_balances, account_balances.c.account_id == accounts.c.id)
             .where(key_column.in_(chunk))
             .order_by(accounts.c.id)
-            .with_for_update(of=account_balances)
+            # The account row is locked too: a booking that waited for a close to
+            # commit must see the account closed (PostgreSQL re-reads only the rows
+            # it locks). NO KEY UPDATE does not block foreign-key checks.
+            .with_for_update(of=(account_balances, accounts), key_share=True)
         )
         for r in rows:
             totals = Totals(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
@@ -461,8 +470,11 @@ def _with_retries(operation: Any) -> Any:
         try:
             return operation()
         except IntegrityError as exc:
-            # Two callers raced on one idempotency key: the retry finds the winner.
-            if attempt == RETRIES_MAX or "idempotency_key" not in str(exc.orig):
+            # Two callers raced on one idempotency key, or on reversing one entry:
+            # the retry finds the winner (and replays it or refuses with a typed error).
+            if attempt == RETRIES_MAX or not any(
+                name in str(exc.orig) for name in ("idempotency_key", "reverses_entry_id")
+            ):
                 raise
         except DBAPIError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
@@ -943,6 +955,7 @@ def reverse_entry_on(
         description=description or f"Reversal of entry {entry_id}",
         metadata={"reverses": entry_id},
     )
+    validate_entry(spec)
     request = _Request(
         spec, request_fingerprint(spec, reverses=entry_id), reverses_entry_id=entry_id
     )
@@ -984,8 +997,7 @@ def place_hold(
     lookup_currency(currency)
     if debit_account == credit_account:
         raise InvalidEntry("a hold moves money between two different accounts")
-    if len(description) > DESCRIPTION_LENGTH_MAX:
-        raise InvalidEntry(f"description is longer than {DESCRIPTION_LENGTH_MAX} characters")
+    validate_description(description)
     metadata_json = canonical_json(dict(metadata or {}))
     # A digest, not the JSON itself: holds.request_hash holds 64 characters and
     # PostgreSQL refuses (SQLite silently keeps) anything longer.
@@ -1094,6 +1106,7 @@ def post_hold(
                 description=description or hold.description or f"Posting of hold {hold_id}",
                 metadata={"hold": hold_id},
             )
+            validate_entry(spec)
             request = _Request(spec, request_fingerprint(spec, hold=hold_id), hold_id=hold_id)
             posted = conn.execute(
                 select(

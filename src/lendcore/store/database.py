@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,6 +91,24 @@ def before_commit(hook: BeforeCommit) -> Iterator[None]:
         _before_commit.reset(token)
 
 
+# Per-transaction work registered on the connection itself (by key, run once,
+# in registration order) just before commit: the event outbox uses it.
+# Keys of conn.info that start with TX_INFO_PREFIX belong to one transaction only.
+TX_INFO_PREFIX = "lendcore_tx_"
+_FINALISERS = TX_INFO_PREFIX + "finalisers"
+
+
+def _clear_transaction_info(conn: Connection) -> None:
+    for key in [k for k in conn.info if isinstance(k, str) and k.startswith(TX_INFO_PREFIX)]:
+        del conn.info[key]
+
+
+def before_this_commit(conn: Connection, key: str, finaliser: BeforeCommit) -> None:
+    """Run `finaliser(conn)` once, at the end of this transaction, if it commits."""
+    finalisers: dict[str, BeforeCommit] = conn.info.setdefault(_FINALISERS, {})
+    finalisers.setdefault(key, finaliser)
+
+
 @contextmanager
 def no_before_commit() -> Iterator[None]:
     """Transactions in this block run no before-commit hooks (a refusal's own record)."""
@@ -120,6 +139,12 @@ class Database:
     url: str
     actor: Actor = field(default_factory=_default_actor)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # SQLite has one writer at a time. Writers of this process queue here, in
+    # order, instead of in SQLite's busy handler, which polls with sleeps of up
+    # to 100 ms (seconds of tail latency under load). Shared by `acting_as`
+    # copies; reentrant so a nested write fails as before (busy timeout), not
+    # by deadlock. Other processes are still kept out by SQLite's own lock.
+    write_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def acting_as(self, actor: Actor, request_id: str | None = None) -> Database:
         """The same database (same engine and pool) used by `actor`."""
@@ -136,10 +161,22 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One read-write transaction: committed on success, rolled back on any error."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
-            for hook in _before_commit.get():
-                hook(conn)
+        with (
+            self.write_lock if self.dialect == "sqlite" else nullcontext(),
+            self.engine.connect() as conn,
+            conn.begin(),
+        ):
+            # conn.info outlives the transaction (pooled connections): start clean.
+            _clear_transaction_info(conn)
+            try:
+                yield conn
+                for hook in _before_commit.get():
+                    hook(conn)
+                finalisers: dict[str, BeforeCommit] = conn.info.pop(_FINALISERS, {})
+                for finaliser in finalisers.values():
+                    finaliser(conn)
+            finally:
+                _clear_transaction_info(conn)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -161,10 +198,21 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(sa_url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
+        if not database or database == ":memory:":
+            # Each connection to :memory: is a database of its own: never pool them.
+            engine = create_engine(sa_url, poolclass=NullPool)
+        else:
             Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        # One connection per checkout keeps file locking simple and correct.
-        engine = create_engine(sa_url, poolclass=NullPool)
+            # Keep `pool_size` connections open: opening one (and its PRAGMAs) costs
+            # more than most queries. A connection serves one thread at a time, so
+            # sqlite3's same-thread check is off; beyond the pool, connections are
+            # opened and closed per checkout (no limit, no waiting for the pool).
+            engine = create_engine(
+                sa_url,
+                pool_size=pool_size,
+                max_overflow=-1,
+                connect_args={"check_same_thread": False},
+            )
         _configure_sqlite(engine)
         return engine
     return create_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

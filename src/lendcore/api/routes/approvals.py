@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lendcore.api.deps import ActingDb
-from lendcore.api.routes.common import Cursor, Limit, after_from, next_cursor
+from lendcore.api.routes.common import Cursor, Limit, RecordId, after_from, next_cursor
 from lendcore.api.schemas import ApprovalDecision, ApprovalPublic, Page
 from lendcore.presentation import approval_doc
 from lendcore.services import approvals
@@ -31,17 +31,17 @@ def list_approvals(
 
 
 @router.get("/{approval_id}", response_model=ApprovalPublic)
-def get_approval(approval_id: int, db: ActingDb) -> ApprovalPublic:
+def get_approval(approval_id: RecordId, db: ActingDb) -> ApprovalPublic:
     return ApprovalPublic(**approval_doc(approvals.get_approval(db, approval_id)))
 
 
 @router.post("/{approval_id}/approve", response_model=ApprovalPublic)
-def approve(approval_id: int, body: ApprovalDecision, db: ActingDb) -> ApprovalPublic:
+def approve(approval_id: RecordId, body: ApprovalDecision, db: ActingDb) -> ApprovalPublic:
     """Approve: the command executes now, exactly once. Never by its maker."""
     return ApprovalPublic(**approval_doc(approvals.approve(db, approval_id, body.note)))
 
 
 @router.post("/{approval_id}/reject", response_model=ApprovalPublic)
-def reject(approval_id: int, body: ApprovalDecision, db: ActingDb) -> ApprovalPublic:
+def reject(approval_id: RecordId, body: ApprovalDecision, db: ActingDb) -> ApprovalPublic:
     """Reject with a reason: nothing executes."""
     return ApprovalPublic(**approval_doc(approvals.reject(db, approval_id, body.note)))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from lendcore.api.deps import ActingDb
 from lendcore.api.routes.common import Cursor, Limit, after_from, next_cursor
-from lendcore.api.schemas import AuditRecordPublic, EventPublic, Page
+from lendcore.api.schemas import AuditRecordPublic, EventPublic, IsoDate, Page
 from lendcore.presentation import audit_doc
 from lendcore.services import audit, events
 
@@ -29,7 +27,7 @@ def list_audit(
     actor: str | None = None,
     command: str | None = None,
     outcome: str | None = None,
-    business_date: date | None = None,
+    business_date: IsoDate | None = None,
     request_id: str | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,

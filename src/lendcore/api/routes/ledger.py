@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
-from lendcore.api.routes.common import Cursor, Limit, after_from, next_cursor
+from lendcore.api.routes.common import Cursor, Limit, RecordId, after_from, next_cursor
 from lendcore.api.schemas import (
     AccountCreate,
     AccountPublic,
@@ -22,6 +21,7 @@ from lendcore.api.schemas import (
     HoldCreate,
     HoldPost,
     HoldPublic,
+    IsoDate,
     Page,
     ReversalCreate,
     TrialBalancePublic,
@@ -97,7 +97,7 @@ def close_account(code: str, db: ActingDb) -> AccountPublic:
 def account_balance(
     code: str,
     db: ActingDb,
-    as_of: Annotated[date | None, Query(description="End of a past business date.")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="End of a past business date.")] = None,
 ) -> BalancePublic:
     return BalancePublic(**balance_doc(ledger.account_balance(db, code, as_of)))
 
@@ -126,7 +126,7 @@ def submit_entry(
 def list_entries(
     db: ActingDb,
     account: str | None = None,
-    business_date: date | None = None,
+    business_date: IsoDate | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[EntryPublic]:
@@ -140,13 +140,17 @@ def list_entries(
 
 
 @router.get("/journal-entries/{entry_id}", response_model=EntryPublic)
-def get_entry(entry_id: int, db: ActingDb) -> EntryPublic:
+def get_entry(entry_id: RecordId, db: ActingDb) -> EntryPublic:
     return EntryPublic(**entry_doc(ledger.get_entry(db, entry_id)))
 
 
 @router.post("/journal-entries/{entry_id}/reversal", response_model=ApprovalPublic, status_code=202)
 def submit_entry_reversal(
-    entry_id: int, body: ReversalCreate, request: Request, db: ActingDb, key: IdempotencyKey = None
+    entry_id: RecordId,
+    body: ReversalCreate,
+    request: Request,
+    db: ActingDb,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Reverse an entry: stored for a second accountant's approval."""
     reversal_key = _key(body.idempotency_key, key, "a reversal")
@@ -196,13 +200,13 @@ def list_holds(
 
 
 @router.get("/holds/{hold_id}", response_model=HoldPublic)
-def get_hold(hold_id: int, db: ActingDb) -> HoldPublic:
+def get_hold(hold_id: RecordId, db: ActingDb) -> HoldPublic:
     return HoldPublic(**hold_doc(ledger.get_hold(db, hold_id)))
 
 
 @router.post("/holds/{hold_id}/post", response_model=EntryPublic, status_code=201)
 def post_hold(
-    hold_id: int, body: HoldPost, request: Request, db: ActingDb, key: IdempotencyKey = None
+    hold_id: RecordId, body: HoldPost, request: Request, db: ActingDb, key: IdempotencyKey = None
 ) -> JSONResponse:
     post_key = _key(body.idempotency_key, key, "posting a hold")
 
@@ -217,7 +221,7 @@ def post_hold(
 
 
 @router.post("/holds/{hold_id}/void", response_model=HoldPublic)
-def void_hold(hold_id: int, db: ActingDb) -> HoldPublic:
+def void_hold(hold_id: RecordId, db: ActingDb) -> HoldPublic:
     return HoldPublic(**hold_doc(ledger.void_hold(db, hold_id)))
 
 
@@ -226,7 +230,7 @@ def void_hold(hold_id: int, db: ActingDb) -> HoldPublic:
 
 @router.get("/trial-balance", response_model=TrialBalancePublic)
 def trial_balance(
-    db: ActingDb, as_of: date | None = None, roll_up: bool = False
+    db: ActingDb, as_of: IsoDate | None = None, roll_up: bool = False
 ) -> TrialBalancePublic:
     return TrialBalancePublic(**trial_balance_doc(ledger.trial_balance(db, as_of, roll_up=roll_up)))
 
