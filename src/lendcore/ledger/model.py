@@ -254,7 +254,7 @@ def validate_entry(spec: EntrySpec) -> None:
     for posting in spec.postings:
         validate_amount(posting.amount_minor)
         signed = posting.amount_minor if posting.side is Side.DEBIT else -posting.amount_minor
-        net[posting.currency] = net.get(posting.currency, 0) + signed
+        net[posting.currency.upper()] = net.get(posting.currency.upper(), 0) + signed
     unbalanced = {cur: diff for cur, diff in net.items() if diff != 0}
     if unbalanced:
         detail = ", ".join(
