@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import Connection, update
 
 from lendcore.errors import BusinessDateBackwards, InvalidInput
-from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.services.clock import current_business_date, remember_business_date, utc_timestamp
 from lendcore.services.commands import command, note_result, query
 from lendcore.services.events import emit
 from lendcore.store.database import Database
@@ -46,6 +46,7 @@ def move_business_date(conn: Connection, new_date: date) -> date:
             .where(institution.c.id == 1)
             .values(business_date=new_date, updated_at=utc_timestamp())
         )
+        remember_business_date(conn, new_date)
         expired = expire_holds(conn, new_date)
         emit(
             conn,

@@ -67,7 +67,7 @@ from lendcore.services.clock import current_business_date, utc_timestamp
 from lendcore.services.commands import command, note_result, query
 from lendcore.services.events import emit
 from lendcore.store.bulk import execute_many, insert_rows
-from lendcore.store.database import Database
+from lendcore.store.database import TX_INFO_PREFIX, Database
 from lendcore.store.schema import (
     account_balances,
     account_daily_balances,
@@ -82,6 +82,8 @@ from lendcore.store.schema import (
 IN_CHUNK = 500
 # A booking that loses a race (deadlock, duplicate key) is retried this often.
 RETRIES_MAX = 3
+# When this transaction's entries were recorded (one timestamp per booking).
+_RECORDED_AT = TX_INFO_PREFIX + "recorded_at"
 # A booking of more entries than this announces one batch event, not one per entry.
 EVENTS_PER_ENTRY_MAX = 100
 # Lists return at most this many rows per page.
@@ -539,7 +541,7 @@ def _book_one(conn: Connection, request: _Request) -> BookedEntry:
         idempotency_key=spec.idempotency_key,
         business_date=business_date,
         value_date=spec.value_date or business_date,
-        recorded_at=_last_recorded_at(conn, ids[0]),
+        recorded_at=conn.info[_RECORDED_AT],
         description=spec.description,
         metadata=dict(spec.metadata),
         reverses_entry_id=request.reverses_entry_id,
@@ -548,13 +550,6 @@ def _book_one(conn: Connection, request: _Request) -> BookedEntry:
             PostedLine(p.account, p.side, p.amount_minor, p.currency.upper()) for p in spec.postings
         ),
     )
-
-
-def _last_recorded_at(conn: Connection, entry_id: int) -> str:
-    value = conn.execute(
-        select(journal_entries.c.recorded_at).where(journal_entries.c.id == entry_id)
-    ).scalar_one()
-    return str(value)
 
 
 def book_entries(db: Database, specs: Sequence[EntrySpec]) -> BulkResult:
@@ -653,6 +648,7 @@ def _book_many(
 
     new_ids = _allocate_entry_ids(conn, len(new_requests))
     recorded_at = utc_timestamp()
+    conn.info[_RECORDED_AT] = recorded_at
     entry_rows: list[tuple[Any, ...]] = []
     posting_rows: list[tuple[Any, ...]] = []
     digests: list[str] = []
@@ -829,11 +825,21 @@ def _seal(
     ).one()
     seq = int(head_seq) + 1
     link = seal_hash(seq, head_hash, ids_sorted, digests_sorted)
+    seal_row = (seq, head_hash, link, encode_id_ranges(ids_sorted), len(ids_sorted), sealed_at)
+    if conn.dialect.name == "postgresql":
+        # One round trip while every booking waits on the head row.
+        conn.exec_driver_sql(
+            "WITH head AS (UPDATE ledger_chain_head SET seq = %s, seal_hash = %s WHERE id = 1) "
+            "INSERT INTO ledger_seals (seq, prev_hash, seal_hash, entry_ids, entry_count, "
+            "sealed_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            (seq, link, *seal_row),
+        )
+        return seq
     insert_rows(
         conn,
         "ledger_seals",
         ("seq", "prev_hash", "seal_hash", "entry_ids", "entry_count", "sealed_at"),
-        [(seq, head_hash, link, encode_id_ranges(ids_sorted), len(ids_sorted), sealed_at)],
+        [seal_row],
     )
     conn.execute(
         update(ledger_chain_head).where(ledger_chain_head.c.id == 1).values(seq=seq, seal_hash=link)

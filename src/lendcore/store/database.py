@@ -185,6 +185,7 @@ class Database:
             self.engine.connect().execution_options(lendcore_readonly=True) as conn,
             conn.begin(),
         ):
+            _clear_transaction_info(conn)
             if self.is_postgres:
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield conn

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
-from lendcore.api.routes.common import Cursor, Limit
+from lendcore.api.routes.common import ID_MAX, Cursor, Limit, RecordId
 from lendcore.api.schemas import Page, Strict
 from lendcore.errors import InvalidInput
 from lendcore.services import webhooks
@@ -96,7 +96,7 @@ def list_webhooks(db: ActingDb) -> list[WebhookPublic]:
 
 
 @router.post("/{webhook_id}/disable", response_model=WebhookPublic)
-def disable(webhook_id: int, db: ActingDb) -> WebhookPublic:
+def disable(webhook_id: RecordId, db: ActingDb) -> WebhookPublic:
     return _webhook(webhooks.deactivate_webhook(db, webhook_id))
 
 
@@ -104,7 +104,7 @@ def _delivery_cursor(cursor: str | None) -> tuple[int, int]:
     if cursor is None:
         return (0, 0)
     outbox, _, hook = cursor.partition("-")
-    if not (outbox.isdigit() and hook.isdigit()):
+    if not (outbox.isdigit() and hook.isdigit()) or max(int(outbox), int(hook)) > ID_MAX:
         raise InvalidInput("cursor is not one this API gave out")
     return (int(outbox), int(hook))
 
@@ -113,7 +113,7 @@ def _delivery_cursor(cursor: str | None) -> tuple[int, int]:
 def list_deliveries(
     db: ActingDb,
     status: Literal["pending", "delivered", "dead"] | None = None,
-    webhook_id: int | None = None,
+    webhook_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[DeliveryPublic]:
@@ -129,6 +129,6 @@ def list_deliveries(
 
 
 @router.post("/{webhook_id}/deliveries/{outbox_id}/redeliver", response_model=DeliveryPublic)
-def redeliver(webhook_id: int, outbox_id: int, db: ActingDb) -> DeliveryPublic:
+def redeliver(webhook_id: RecordId, outbox_id: RecordId, db: ActingDb) -> DeliveryPublic:
     """Put a dead delivery back in the queue."""
     return _delivery(webhooks.redeliver(db, webhook_id, outbox_id))
