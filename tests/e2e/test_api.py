@@ -1243,3 +1243,25 @@ def test_the_openapi_document_describes_problem_responses(api: Api) -> None:
         "401",
         "422",
     ]
+
+
+def test_two_credentials_are_refused(sqlite_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from lendcore.api import create_app
+    from lendcore.services.identity import ensure_bootstrap_admin
+    from lendcore.store.database import open_database
+
+    database = open_database(sqlite_url)
+    created = ensure_bootstrap_admin(database)
+    assert created is not None
+    with TestClient(create_app(database)) as client:
+        ok = client.get("/v1/users", headers={"X-API-Key": created.api_key})
+        assert ok.status_code == 200
+        both = client.get(
+            "/v1/users",
+            headers={"X-API-Key": created.api_key, "Authorization": "Bearer not-a-token"},
+        )
+        assert both.status_code == 401
+        assert both.json()["code"] == "UNAUTHENTICATED"
+    database.dispose()

@@ -47,6 +47,9 @@ def acting_db(
 ) -> Database:
     """The database as the authenticated caller; 401 when nobody is."""
     db = base_db(request)
+    if api_key and (bearer is not None or request.headers.get("authorization")):
+        # Two credentials are ambiguous: one may be stolen or stale. Refuse both.
+        raise identity.Unauthenticated("send one credential: X-API-Key or Authorization, not both")
     if api_key:
         actor = identity.actor_for_api_key(db, api_key)
     elif bearer is not None and bearer.credentials.startswith(API_KEY_PREFIX + "_"):
