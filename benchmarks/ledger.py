@@ -35,7 +35,6 @@ import signal
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -410,34 +409,32 @@ class WorkerJob:
     seed: int
 
 
-def worker_main(job: WorkerJob, barrier: Any, counter: Any, results: Any) -> None:
+def worker_main(job: WorkerJob, ready: Any, start: Any, counter: Any, results: Any) -> None:
     """One booking process: its own Database, bookings between two random accounts
     of `job.accounts`, timed from the moment every worker is ready."""
-    try:
-        db = open_database(job.url, pool_size=1)
-        rng = random.Random(job.seed)
-        specs = []
-        for i in range(job.bookings):
-            debit, credit = rng.sample(job.accounts, 2)
-            specs.append(
-                two_postings(
-                    f"{job.key_prefix}-{i}",
-                    debit,
-                    credit,
-                    rng.randint(1, AMOUNT_MINOR_MAX_BOOKED),
-                )
+    db = open_database(job.url, pool_size=1)
+    rng = random.Random(job.seed)
+    specs = []
+    for i in range(job.bookings):
+        debit, credit = rng.sample(job.accounts, 2)
+        specs.append(
+            two_postings(
+                f"{job.key_prefix}-{i}",
+                debit,
+                credit,
+                rng.randint(1, AMOUNT_MINOR_MAX_BOOKED),
             )
-        # One connection opened before the clock starts, like a warm service.
-        with db.reading() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except BaseException:
-        # Release everyone waiting at the barrier instead of leaving them to time out.
-        barrier.abort()
-        raise
+        )
+    # One connection opened before the clock starts, like a warm service.
+    with db.reading() as conn:
+        conn.exec_driver_sql("SELECT 1")
     booked = refusals = errors = 0
     latencies_ns: list[int] = []
     error_kinds: dict[str, int] = {}
-    barrier.wait()
+    with ready.get_lock():
+        ready.value += 1
+    if not start.wait(WORKER_TIMEOUT_S):
+        raise RuntimeError("the start signal never came")
     started = time.monotonic()
     cpu_started = time.process_time()
     clock = time.perf_counter_ns
@@ -495,21 +492,28 @@ def run_workers(
 ) -> dict[str, Any]:
     """Start one process per job, release them together, and gather their figures."""
     ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(len(jobs) + 1)
+    ready = ctx.Value("i", 0)
+    start = ctx.Event()
     counter = ctx.Value("q", 0)
     results = ctx.Queue()
     processes = [
-        ctx.Process(target=worker_main, args=(job, barrier, counter, results), daemon=True)
+        ctx.Process(target=worker_main, args=(job, ready, start, counter, results), daemon=True)
         for job in jobs
     ]
     for process in processes:
         process.start()
     total = sum(job.bookings for job in jobs)
     task = progress.add_task(title, total=total)
-    try:
-        barrier.wait(timeout=WORKER_TIMEOUT_S)
-    except threading.BrokenBarrierError:
-        raise RuntimeError(f"{title}: a worker failed to start (its traceback is above)") from None
+    # Release the workers together once all are ready; a worker that dies while
+    # starting (its traceback is printed above) stops the run instead of hanging it.
+    deadline = time.monotonic() + WORKER_TIMEOUT_S
+    while ready.value < len(jobs):
+        if any(p.exitcode is not None for p in processes) or time.monotonic() > deadline:
+            for process in processes:
+                process.terminate()
+            raise RuntimeError(f"{title}: a worker failed to start")
+        time.sleep(0.05)
+    start.set()
     reports: list[dict[str, Any]] = []
     deadline = time.monotonic() + WORKER_TIMEOUT_S
     while len(reports) < len(jobs):

@@ -596,6 +596,16 @@ def _book(conn: Connection, requests: Sequence[_Request]) -> tuple[list[int], bo
 
 
 def _existing_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Entries already booked under any of `keys`: key -> (entry id, request fingerprint)."""
+    if conn.dialect.name == "postgresql":
+        # One statement with an array: a long IN list of parameters, once psycopg
+        # prepares it, can get a cached generic plan that scans the whole journal.
+        rows = conn.exec_driver_sql(
+            "SELECT idempotency_key, id, request_hash FROM journal_entries "
+            "WHERE idempotency_key = ANY(%s)",
+            (list(keys),),
+        )
+        return {key: (entry_id, fingerprint) for key, entry_id, fingerprint in rows}
     found: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(keys):
         for key, entry_id, fingerprint in conn.execute(
