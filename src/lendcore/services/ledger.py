@@ -304,11 +304,19 @@ def list_accounts(db: Database) -> list[Account]:
         ]
 
 
-def _account_query() -> Any:
+def _build_account_query() -> Any:
     parent = accounts.alias("parent")
     return select(accounts, parent.c.code.label("parent_code")).outerjoin(
         parent, accounts.c.parent_id == parent.c.id
     )
+
+
+# Built once: a new alias per call would make SQLAlchemy redo its cache-key work.
+_ACCOUNT_QUERY = _build_account_query()
+
+
+def _account_query() -> Any:
+    return _ACCOUNT_QUERY
 
 
 def _to_account(row: Any) -> Account:
@@ -1243,7 +1251,7 @@ def _hold_event(hold: Hold) -> dict[str, Any]:
     }
 
 
-def _hold_query() -> Any:
+def _build_hold_query() -> Any:
     debit = accounts.alias("debit")
     credit = accounts.alias("credit")
     return (
@@ -1251,6 +1259,13 @@ def _hold_query() -> Any:
         .join(debit, debit.c.id == holds.c.debit_account_id)
         .join(credit, credit.c.id == holds.c.credit_account_id)
     )
+
+
+_HOLD_QUERY = _build_hold_query()
+
+
+def _hold_query() -> Any:
+    return _HOLD_QUERY
 
 
 def _to_hold(row: Any) -> Hold:
