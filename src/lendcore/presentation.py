@@ -15,6 +15,7 @@ from lendcore.services.approvals import PendingApproval
 from lendcore.services.audit import AuditEntry
 from lendcore.services.identity import ApiKey, User
 from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
+from lendcore.services.webhooks import Delivery, Webhook
 
 
 def amount(amount_minor: int, currency_code: str) -> str:
@@ -196,4 +197,30 @@ def audit_doc(e: AuditEntry) -> dict[str, Any]:
         "outcome": e.outcome,
         "error_code": e.error_code,
         "result": dict(e.result),
+    }
+
+
+def webhook_doc(w: Webhook) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "url": w.url,
+        "event_types": None if w.event_types is None else list(w.event_types),
+        "active": w.active,
+        "queued_through": w.queued_through,
+        "created_at": w.created_at,
+    }
+
+
+def delivery_doc(d: Delivery) -> dict[str, Any]:
+    return {
+        "webhook_id": d.webhook_id,
+        "outbox_id": d.outbox_id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "aggregate_key": d.aggregate_key,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": d.next_attempt_at,
+        "last_error": d.last_error,
+        "delivered_at": d.delivered_at,
     }

@@ -14,10 +14,10 @@ from rich.table import Table
 
 from lendcore.cli.common import JsonOption, console, db, err_console, handles_errors, print_json
 from lendcore.errors import InvalidInput
+from lendcore.presentation import delivery_doc, webhook_doc
 from lendcore.services import publisher, webhooks
 from lendcore.services.events import Event, list_events
 from lendcore.services.publisher import PublisherTotals, RoundReport
-from lendcore.services.webhooks import Delivery, Webhook
 
 events_app = typer.Typer(help="Domain events: the outbox and its publisher.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhooks that receive domain events.", no_args_is_help=True)
@@ -29,32 +29,6 @@ webhook_app = typer.Typer(help="Webhooks that receive domain events.", no_args_i
 def event_doc(e: Event) -> dict[str, Any]:
     """The envelope receivers get, so what the CLI shows is what is delivered."""
     return e.envelope()
-
-
-def webhook_doc(w: Webhook) -> dict[str, Any]:
-    return {
-        "id": w.id,
-        "url": w.url,
-        "event_types": None if w.event_types is None else list(w.event_types),
-        "active": w.active,
-        "queued_through": w.queued_through,
-        "created_at": w.created_at,
-    }
-
-
-def delivery_doc(d: Delivery) -> dict[str, Any]:
-    return {
-        "webhook_id": d.webhook_id,
-        "outbox_id": d.outbox_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "aggregate": d.aggregate_key,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": d.next_attempt_at if d.status == "pending" else None,
-        "last_error": d.last_error,
-        "delivered_at": d.delivered_at,
-    }
 
 
 def _parse_aggregate(text: str | None) -> tuple[str | None, str | None]:

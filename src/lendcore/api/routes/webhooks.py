@@ -12,6 +12,7 @@ from lendcore.api.deps import ActingDb, IdempotencyKey, respond
 from lendcore.api.routes.common import ID_MAX, Cursor, Limit, RecordId
 from lendcore.api.schemas import Page, Strict
 from lendcore.errors import InvalidInput
+from lendcore.presentation import delivery_doc, webhook_doc
 from lendcore.services import webhooks
 from lendcore.services.webhooks import Delivery, Webhook
 
@@ -54,29 +55,11 @@ class DeliveryPublic(BaseModel):
 
 
 def _webhook(w: Webhook) -> WebhookPublic:
-    return WebhookPublic(
-        id=w.id,
-        url=w.url,
-        event_types=None if w.event_types is None else list(w.event_types),
-        active=w.active,
-        queued_through=w.queued_through,
-        created_at=w.created_at,
-    )
+    return WebhookPublic(**webhook_doc(w))
 
 
 def _delivery(d: Delivery) -> DeliveryPublic:
-    return DeliveryPublic(
-        webhook_id=d.webhook_id,
-        outbox_id=d.outbox_id,
-        event_id=d.event_id,
-        event_type=d.event_type,
-        aggregate_key=d.aggregate_key,
-        status=d.status,  # type: ignore[arg-type]
-        attempts=d.attempts,
-        next_attempt_at=d.next_attempt_at,
-        last_error=d.last_error,
-        delivered_at=d.delivered_at,
-    )
+    return DeliveryPublic(**delivery_doc(d))
 
 
 @router.post("", response_model=WebhookCreated, status_code=201)
