@@ -13,9 +13,17 @@ import json
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lendcore.dates import BusinessDayConvention, Calendar, DayCount, calendar, day_count
 from lendcore.errors import InvalidInput, LendcoreError
@@ -30,10 +38,32 @@ from lendcore.schedules.terms import (
 )
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+BUCKETS_MAX = 20
 
 
 class InvalidProduct(InvalidInput):
     code = "PRODUCT_INVALID"
+
+
+class SettingError(ValueError):
+    """A contradiction found across settings, naming the one to change
+    (`parse_product` reports `setting` rather than the enclosing section)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+def _no_float(value: Any) -> Any:
+    # A YAML or JSON number with a fraction arrives as a binary float, which
+    # cannot hold most decimal amounts exactly: amounts and rates are text.
+    if isinstance(value, float):
+        raise ValueError(f'write {value!r} as a quoted decimal string ("{value}"), not a number')
+    return value
+
+
+# A decimal setting: a string or an integer, never a float.
+Dec = Annotated[Decimal, BeforeValidator(_no_float)]
 
 
 class Component(StrEnum):
@@ -80,13 +110,13 @@ class _Strict(BaseModel):
 
 
 class Range(_Strict):
-    min: Decimal
-    max: Decimal
+    min: Dec
+    max: Dec
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
         if self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}")
+            raise SettingError("min", f"min {self.min} is above max {self.max}")
         return self
 
 
@@ -97,20 +127,28 @@ class TermRange(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> TermRange:
+        if self.min > self.max:
+            raise SettingError("min", f"min {self.min} is above max {self.max}")
         if not self.min <= self.default <= self.max:
-            raise ValueError(f"default {self.default} is outside {self.min} to {self.max}")
+            raise SettingError(
+                "default", f"default {self.default} is outside {self.min} to {self.max}"
+            )
         return self
 
 
 class RateSettings(_Strict):
-    min: Decimal = Field(ge=0, le=10)
-    max: Decimal = Field(ge=0, le=10)
-    default: Decimal = Field(ge=0, le=10)
+    min: Dec = Field(ge=0, le=10)
+    max: Dec = Field(ge=0, le=10)
+    default: Dec = Field(ge=0, le=10)
 
     @model_validator(mode="after")
     def _ordered(self) -> RateSettings:
+        if self.min > self.max:
+            raise SettingError("min", f"min {self.min} is above max {self.max}")
         if not self.min <= self.default <= self.max:
-            raise ValueError(f"default {self.default} is outside {self.min} to {self.max}")
+            raise SettingError(
+                "default", f"default {self.default} is outside {self.min} to {self.max}"
+            )
         return self
 
 
@@ -120,7 +158,7 @@ class InterestSettings(_Strict):
     day_count: DayCount = DayCount.ACT_365F
     period: InterestPeriod = InterestPeriod.ACTUAL_DAYS
     # Penalty interest, a year, on overdue principal (0: none).
-    penalty_rate: Decimal = Field(default=Decimal(0), ge=0, le=10)
+    penalty_rate: Dec = Field(default=Decimal(0), ge=0, le=10)
 
     @field_validator("day_count", mode="before")
     @classmethod
@@ -146,7 +184,7 @@ class CalendarSettings(_Strict):
         try:
             calendar(self.calendar, self.holidays)
         except LendcoreError as exc:
-            raise ValueError(exc.message) from exc
+            raise SettingError("calendar", exc.message) from exc
         return self
 
     def build(self) -> Calendar:
@@ -157,24 +195,24 @@ class RoundingSettings(_Strict):
     mode: RoundingMode = RoundingMode.HALF_EVEN
     # Instalments rounded to this amount (major units: "1" for whole units);
     # "0" or absent: to the minor unit.
-    instalment_multiple: Decimal = Decimal(0)
+    instalment_multiple: Dec = Field(default=Decimal(0), ge=0)
 
 
 class DisbursementFee(_Strict):
     kind: Literal["flat", "percent"]
-    value: Decimal = Field(ge=0)
+    value: Dec = Field(ge=0)
     treatment: Literal["deducted", "financed"] = "deducted"
 
 
 class LateFee(_Strict):
     kind: Literal["flat", "percent"]  # percent of the overdue instalment
-    value: Decimal = Field(ge=0)
+    value: Dec = Field(ge=0)
     grace_days: int = Field(default=0, ge=0, le=365)
 
 
 class Fees(_Strict):
     disbursement: DisbursementFee | None = None
-    periodic: Decimal = Field(default=Decimal(0), ge=0)
+    periodic: Dec = Field(default=Decimal(0), ge=0)
     late: LateFee | None = None
 
 
@@ -182,16 +220,29 @@ class Waterfall(_Strict):
     strategy: str | None = "penalties-fees-interest-principal"
     order: tuple[Component, ...] | None = None  # a custom order (overdue first still)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _custom_has_no_strategy(cls, data: Any) -> Any:
+        # A custom order replaces the named strategy: the default strategy is
+        # dropped so the stored form ({"strategy": null, "order": [...]}) reads
+        # back the same; naming both is ambiguous and refused below.
+        if isinstance(data, dict) and data.get("order") is not None:
+            if data.get("strategy") is not None:
+                raise SettingError("order", "give a named strategy or a custom order, not both")
+            return {**data, "strategy": None}
+        return data
+
     @model_validator(mode="after")
     def _one(self) -> Waterfall:
         if self.order is not None:
             if sorted(self.order) != sorted(Component):
-                raise ValueError(
-                    "a custom order names each of penalty, fee, interest, principal once"
+                raise SettingError(
+                    "order", "a custom order names each of penalty, fee, interest, principal once"
                 )
         elif self.strategy not in WATERFALLS:
-            raise ValueError(
-                f"unknown waterfall {self.strategy!r}: expected one of {', '.join(WATERFALLS)}"
+            raise SettingError(
+                "strategy",
+                f"unknown waterfall {self.strategy!r}: expected one of {', '.join(WATERFALLS)}",
             )
         return self
 
@@ -208,39 +259,74 @@ class Waterfall(_Strict):
 
 
 class Arrears(_Strict):
-    tolerance: Decimal = Field(default=Decimal(0), ge=0)
+    tolerance: Dec = Field(default=Decimal(0), ge=0)
     # Delinquency buckets as [from, to] days past due; the last may be open (null).
     buckets: tuple[tuple[int, int | None], ...] = ((1, 30), (31, 60), (61, 90), (91, None))
 
     @model_validator(mode="after")
     def _contiguous(self) -> Arrears:
+        # Every day past due from 1 on falls in exactly one bucket: contiguous,
+        # no overlap, and the last one open-ended (null).
+        if not self.buckets:
+            raise SettingError("buckets", "at least one delinquency bucket is needed")
+        if len(self.buckets) > BUCKETS_MAX:
+            raise SettingError("buckets", f"at most {BUCKETS_MAX} delinquency buckets")
         expected = 1
         for index, (low, high) in enumerate(self.buckets):
             if low != expected:
-                raise ValueError(f"bucket {index + 1} starts at {low}, expected {expected}")
+                raise SettingError(
+                    "buckets",
+                    f"bucket {index + 1} starts at {low}, expected {expected}: buckets must "
+                    "follow each other without gaps or overlaps",
+                )
             if high is None:
                 if index != len(self.buckets) - 1:
-                    raise ValueError("only the last bucket may be open-ended")
+                    raise SettingError("buckets", "only the last bucket may be open-ended")
                 break
             if high < low:
-                raise ValueError(f"bucket {index + 1} ends before it starts")
+                raise SettingError("buckets", f"bucket {index + 1} ends before it starts")
             expected = high + 1
+        if self.buckets[-1][1] is not None:
+            raise SettingError(
+                "buckets",
+                f"the last bucket must be open-ended ([{self.buckets[-1][0]}, null]) so that "
+                "every loan in arrears falls in a bucket",
+            )
         return self
+
+
+AccountCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 
 
 class Accounting(_Strict):
     """Which ledger accounts a loan of this product books to."""
 
-    principal: str  # loans receivable (asset)
-    interest_receivable: str  # asset
-    interest_income: str
-    fee_receivable: str
-    fee_income: str
-    penalty_income: str
-    overpayment: str  # suspense / overpayments (liability)
-    write_off_expense: str
-    recovery_income: str
-    fund_source: str  # where disbursements come from and repayments go (cash, bank)
+    principal: AccountCode  # loans receivable (asset)
+    interest_receivable: AccountCode  # asset
+    interest_income: AccountCode
+    fee_receivable: AccountCode
+    fee_income: AccountCode
+    penalty_income: AccountCode
+    overpayment: AccountCode  # suspense / overpayments (liability)
+    write_off_expense: AccountCode
+    recovery_income: AccountCode
+    fund_source: AccountCode  # where disbursements come from and repayments go (cash, bank)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Accounting:
+        # Balances that must never mix: what the borrower owes in principal and
+        # in interest, the cash the lender pays out and takes in, and money
+        # held for the borrower. Income accounts may be shared.
+        kept_apart = ("principal", "interest_receivable", "overpayment", "fund_source")
+        seen: dict[str, str] = {}
+        for name in kept_apart:
+            account = getattr(self, name)
+            if account in seen:
+                raise SettingError(
+                    name, f"account {account} is already the {seen[account]} account"
+                )
+            seen[account] = name
+        return self
 
 
 class Product(_Strict):
@@ -290,28 +376,71 @@ class Product(_Strict):
         ):
             _minor(amount, exponent, label)
         if self.principal.min <= 0:
-            raise ValueError("principal.min must be positive")
-        longest_grace = max(self.grace.principal, self.payment_holiday)
-        if longest_grace >= self.term.min:
-            raise ValueError(
-                f"a grace or payment holiday of {longest_grace} periods is not shorter than "
-                f"the shortest term ({self.term.min})"
+            raise SettingError("principal.min", "the smallest principal must be positive")
+        if self.rounding.instalment_multiple > self.principal.min:
+            raise SettingError(
+                "rounding.instalment_multiple",
+                f"instalments rounded to {self.rounding.instalment_multiple} exceed the "
+                f"smallest principal {self.principal.min}",
             )
-        if self.grace.interest > self.term.min:
-            raise ValueError("the interest-free grace is longer than the shortest term")
-        if self.amortization is Amortization.BULLET and (
-            self.grace.principal or self.payment_holiday
+        # A bullet loan has one instalment: no period to defer principal from,
+        # and an interest-free grace would waive all of its interest.
+        if self.amortization is Amortization.BULLET:
+            for setting, periods in (
+                ("grace.principal", self.grace.principal),
+                ("payment_holiday", self.payment_holiday),
+                ("grace.interest", self.grace.interest),
+            ):
+                if periods:
+                    raise SettingError(
+                        setting,
+                        f"a bullet loan repays everything at maturity in one instalment: "
+                        f"{setting} must be 0, got {periods} periods",
+                    )
+        for setting, periods in (
+            ("grace.principal", self.grace.principal),
+            ("payment_holiday", self.payment_holiday),
         ):
-            raise ValueError(
-                "a bullet loan repays at maturity: it has no principal grace or holiday"
+            if periods >= self.term.min:
+                raise SettingError(
+                    setting,
+                    f"{periods} periods is not shorter than the shortest term "
+                    f"({self.term.min}): no instalment would be left to repay the principal",
+                )
+        if self.grace.interest > self.term.min:
+            raise SettingError(
+                "grace.interest",
+                f"an interest-free grace of {self.grace.interest} periods is longer than the "
+                f"shortest term ({self.term.min})",
             )
         if self.interest.method is InterestMethod.FLAT and self.payment_holiday:
-            raise ValueError("a flat-rate loan cannot capitalise interest in a payment holiday")
-        for fee in (self.fees.disbursement, self.fees.late):
-            if fee is not None and fee.kind == "flat":
-                _minor(fee.value, exponent, "fees")
-            if fee is not None and fee.kind == "percent" and fee.value > 1:
-                raise ValueError("a percent fee is a decimal share (0.02 for 2 %), at most 1")
+            raise SettingError(
+                "payment_holiday",
+                "a flat-rate loan charges interest on the original principal: it cannot "
+                "capitalise interest in a payment holiday",
+            )
+        for setting, fee in (
+            ("fees.disbursement", self.fees.disbursement),
+            ("fees.late", self.fees.late),
+        ):
+            if fee is None:
+                continue
+            if fee.kind == "flat":
+                _minor(fee.value, exponent, f"{setting}.value")
+            elif fee.value > 1:
+                raise SettingError(
+                    f"{setting}.value",
+                    f"a percent fee is a decimal share (0.02 for 2 %), at most 1, got {fee.value}",
+                )
+        fee = self.fees.disbursement
+        if fee is not None and fee.treatment == "deducted":
+            smallest = self.minor(self.principal.min)
+            if self.disbursement_fee_minor(smallest) >= smallest:
+                raise SettingError(
+                    "fees.disbursement.value",
+                    "a deducted disbursement fee would take the whole of the smallest "
+                    f"principal ({self.principal.min} {self.currency})",
+                )
         return self
 
     # --- derived values -------------------------------------------------------
@@ -408,9 +537,9 @@ class Product(_Strict):
 
 def _minor(amount: Decimal, exponent: int, label: str) -> int:
     try:
-        return parse_minor(str(amount), exponent)
+        return parse_minor(format(amount, "f"), exponent)
     except LendcoreError as exc:
-        raise ValueError(f"{label}: {exc.message}") from exc
+        raise SettingError(label, exc.message) from exc
 
 
 def parse_product(document: Any) -> Product:
@@ -420,7 +549,11 @@ def parse_product(document: Any) -> Product:
         return Product.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "product"
+        loc = [str(part) for part in first["loc"]]
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, SettingError):
+            loc.append(cause.setting)
+        where = ".".join(loc) or "product"
         message = first["msg"].removeprefix("Value error, ")
         raise InvalidProduct(
             f"product setting {where}: {message}", field=where, errors=len(exc.errors())
