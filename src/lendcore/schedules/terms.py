@@ -178,6 +178,9 @@ class ScheduleTerms:
     # A fixed annuity instalment (a prepayment that keeps the instalment and
     # shortens the term); None computes it from the annuity formula.
     instalment_minor: int | None = None
+    # Explicit unadjusted due dates (a rebuilt schedule keeps the loan's
+    # original dates); None steps `frequency` from the anchor.
+    due_dates: tuple[date, ...] | None = None
 
     def __post_init__(self) -> None:
         check_terms(self)
@@ -194,6 +197,8 @@ class ScheduleTerms:
 
     def unadjusted_due(self, k: int) -> date:
         """The k-th due date before business-day adjustment (k >= 1)."""
+        if self.due_dates is not None:
+            return self.due_dates[k - 1]
         if self.first_repayment is not None:
             return self.frequency.due_date(self.first_repayment, k - 1)
         return self.frequency.due_date(self.start, k)
@@ -248,6 +253,11 @@ def check_terms(t: ScheduleTerms) -> None:
         t.amortization is not Amortization.ANNUITY or t.instalment_minor <= 0
     ):
         refuse("a fixed instalment needs annuity amortization and a positive amount")
+    if t.due_dates is not None and (
+        len(t.due_dates) != t.term
+        or any(a >= b for a, b in zip((t.start, *t.due_dates), t.due_dates, strict=False))
+    ):
+        refuse("explicit due dates must be one per instalment, increasing, after the start")
     if t.first_repayment is not None and t.first_repayment <= t.start:
         refuse(
             f"the first repayment {t.first_repayment} must fall after the start {t.start}",
