@@ -27,7 +27,7 @@ from lendcore.services.identity import (
     login,
     signing_key,
 )
-from lendcore.store.database import Database
+from lendcore.store.database import Database, open_database
 from tests.integration.audit_helpers import audit_after, audit_head, count, text_values
 
 PASSWORD = "correct horse battery staple"
@@ -274,6 +274,43 @@ def test_a_disabled_user_is_refused_every_way_in(db: Database) -> None:
     assert identity.get_user(db, "root").status == "active"
     with pytest.raises(UserNotFound):
         identity.disable_user(as_admin, "nobody")
+
+
+# --- verified credentials, cached per process ---------------------------------------------
+
+
+def test_revoking_or_disabling_reaches_every_process_at_once(db: Database) -> None:
+    """Each process keeps the credentials it verified in memory; a key revoked
+    or a user disabled through another process (another engine, so another
+    cache: a second API worker, or the CLI) is refused on the very next call."""
+    admin = identity.create_user(db, "root", ["admin"])
+    gina = identity.create_user(db, "gina", ["servicing"], password=PASSWORD)
+    first = identity.create_api_key(db, "gina")
+    second = identity.create_api_key(db, "gina")
+    token, _ = login(db, "gina", PASSWORD)
+    other = open_database(db.url)
+    try:
+        processes = (db, other)
+        for process in processes:
+            for _ in range(2):  # verified, then answered from the cache
+                assert actor_for_api_key(process, first.token) == gina.actor()
+                assert actor_for_api_key(process, second.token) == gina.actor()
+                assert actor_for_token(process, token) == gina.actor()
+        # A near miss is never served from the cache.
+        refused(lambda: actor_for_api_key(db, first.token[:-1]))
+
+        identity.revoke_api_key(other.acting_as(admin.actor()), first.key.key_id)
+        for process in processes:
+            refused(lambda process=process: actor_for_api_key(process, first.token))
+            assert actor_for_api_key(process, second.token) == gina.actor()
+            assert actor_for_token(process, token) == gina.actor()
+
+        identity.disable_user(db.acting_as(admin.actor()), "gina")
+        for process in processes:
+            refused(lambda process=process: actor_for_api_key(process, second.token))
+            refused(lambda process=process: actor_for_token(process, token))
+    finally:
+        other.dispose()
 
 
 # --- the bootstrap admin -----------------------------------------------------------------------

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from lendcore import __version__
 from lendcore.api import logs, openapi, problems
-from lendcore.api.deps import REQUEST_ID_PATTERN, base_db, refuse_nul
+from lendcore.api.deps import base_db, refuse_nul
+from lendcore.api.middleware import RequestContext
 from lendcore.api.routes import approvals, audit, identity, ledger, webhooks
+from lendcore.api.routing import Route
 from lendcore.api.schemas import Health, Readiness
 from lendcore.errors import DatabaseUnavailable
 from lendcore.services.clock import current_business_date
 from lendcore.store import migrations
 from lendcore.store.database import Database, open_database
-
-log = logging.getLogger("lendcore.api")
 
 
 def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> FastAPI:
@@ -48,33 +45,14 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
         docs_url="/docs",
         dependencies=[Depends(refuse_nul)],
     )
+    # Health and readiness too: responses serialized in the endpoint's thread.
+    app.router.route_class = Route
     if isinstance(db, Database):
         app.state.db = db
     problems.install(app)
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get("x-request-id", "")
-        request_id = given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "actor": getattr(request.state, "actor", None),
-            },
-        )
-        return response
+    app.add_middleware(RequestContext)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def health() -> Health:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -23,8 +22,6 @@ bearer_scheme = HTTPBearer(
     auto_error=False, description="A token from POST /v1/auth/token, or an API key"
 )
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
-
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def base_db(request: Request) -> Database:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from lendcore.auth.actors import SYSTEM, Actor, ActorKind, Role
 from lendcore.auth.credentials import (
@@ -32,6 +38,8 @@ from lendcore.store.database import Database
 from lendcore.store.schema import api_keys, settings, user_roles, users
 
 SIGNING_KEY_SETTING = "token_signing_key"
+# Changes whenever a credential may have stopped being valid (see the cache below).
+CREDENTIALS_EPOCH_SETTING = "credentials_epoch"
 SIGNING_KEY_ENV = "LENDCORE_TOKEN_SIGNING_KEY"
 API_KEY_DAYS_DEFAULT = 90
 API_KEY_DAYS_MAX = 730
@@ -211,6 +219,7 @@ def disable_user(db: Database, username: str) -> User:
         if user.id == db.actor.user_id:
             raise Conflict("a user cannot disable themselves")
         conn.execute(update(users).where(users.c.id == user.id).values(status="disabled"))
+        _bump_credentials_epoch(conn)
         emit(conn, "user.disabled", "user", username, {"username": username})
         return _load_user(conn, username)
 
@@ -280,6 +289,7 @@ def revoke_api_key(db: Database, key_id: str) -> ApiKey:
                 .where(api_keys.c.key_id == key_id)
                 .values(revoked_at=utc_timestamp())
             )
+            _bump_credentials_epoch(conn)
         return _load_api_key(conn, key_id)
 
 
@@ -315,8 +325,124 @@ def _load_api_key(conn: Connection, key_id: str) -> ApiKey:
 
 
 # --- authentication ---------------------------------------------------------------------
+#
+# Every API request authenticates. Verifying an API key from scratch is a
+# read transaction of three queries (the key, its user, the user's roles); a
+# bearer token also needs the signing key and the user. Verified credentials are
+# therefore kept in a small in-process cache, and each request only checks, in
+# one statement, that the credentials epoch (a value in `settings`) is still the
+# one the cache entry was verified under. Every change that can end a
+# credential's validity (revoking a key, disabling a user; any future change of
+# a user's roles) writes a new epoch in its own transaction, so once it has
+# committed, every process's next request verifies from scratch and is refused:
+# revocation takes effect at once, across worker processes and the CLI.
+# A key's expiry is checked on every request against the cached expiry time.
+# Entries are also re-verified after VERIFIED_CACHE_SECONDS, a bound on how
+# long a change made behind lendcore's back (a hand-written UPDATE that does not
+# write a new epoch) can go unseen.
+
+VERIFIED_CACHE_SECONDS = 60.0
+VERIFIED_CACHE_ENTRIES_MAX = 10_000
 
 _REFUSED = "invalid or expired credentials"
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    actor: Actor
+    # When the credential itself expires (utc_timestamp text); None: never by itself.
+    expires_at: str | None
+    epoch: str | None
+    verified_at: float
+
+
+class _VerifiedCredentials:
+    """Verified credentials of one database, by a SHA-256 of the credential
+    (never the credential itself), least recently used evicted first."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
+        self.signing_key: str | None = None
+
+    def get(self, digest: str) -> _Verified | None:
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is None:
+                return None
+            if time.monotonic() - found.verified_at > VERIFIED_CACHE_SECONDS:
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return found
+
+    def put(self, digest: str, verified: _Verified) -> None:
+        with self._lock:
+            self._entries[digest] = verified
+            self._entries.move_to_end(digest)
+            while len(self._entries) > VERIFIED_CACHE_ENTRIES_MAX:
+                self._entries.popitem(last=False)
+
+    def drop(self, digest: str) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.signing_key = None
+
+
+_caches: weakref.WeakKeyDictionary[Engine, _VerifiedCredentials] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache(db: Database) -> _VerifiedCredentials:
+    with _caches_lock:
+        found = _caches.get(db.engine)
+        if found is None:
+            found = _caches[db.engine] = _VerifiedCredentials()
+        return found
+
+
+def forget_verified_credentials(db: Database) -> None:
+    """Empty this process's cache of verified credentials for `db`."""
+    _cache(db).clear()
+
+
+_EPOCH_QUERY = select(settings.c.value).where(settings.c.key == CREDENTIALS_EPOCH_SETTING)
+
+
+def _bump_credentials_epoch(conn: Connection) -> None:
+    """Write a new credentials epoch in the caller's transaction: every cached
+    verification, in every process, is void once it commits."""
+    value = secrets.token_hex(8)
+    upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(settings)
+    conn.execute(
+        upsert.values(key=CREDENTIALS_EPOCH_SETTING, value=value).on_conflict_do_update(
+            index_elements=[settings.c.key], set_={"value": value}
+        )
+    )
+
+
+def _current_epoch(db: Database) -> str | None:
+    """The credentials epoch, in one statement."""
+    if db.is_postgres:
+        # One statement needs no transaction of its own: no BEGIN, no COMMIT.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            value = conn.execute(_EPOCH_QUERY).scalar()
+    else:
+        with db.reading() as conn:
+            value = conn.execute(_EPOCH_QUERY).scalar()
+    return None if value is None else str(value)
+
+
+def _still_valid(db: Database, verified: _Verified | None) -> bool:
+    if verified is None:
+        return False
+    if verified.expires_at is not None and verified.expires_at <= utc_timestamp():
+        return False
+    return verified.epoch == _current_epoch(db)
 
 
 def _active_actor(user: User | None) -> Actor:
@@ -329,8 +455,16 @@ def actor_for_api_key(db: Database, token: str) -> Actor:
     parts = split_api_key(token)
     if parts is None:
         raise Unauthenticated(_REFUSED)
+    cache = _cache(db)
+    digest = hash_api_secret(token)
+    cached = cache.get(digest)
+    if cached is not None and _still_valid(db, cached):
+        return cached.actor
     key_id, secret = parts
     with db.reading() as conn:
+        # The epoch first, in the same snapshot: a change committed after it
+        # writes a new epoch, which the next request sees.
+        epoch = conn.execute(_EPOCH_QUERY).scalar()
         row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
         if (
             row is None
@@ -338,17 +472,43 @@ def actor_for_api_key(db: Database, token: str) -> Actor:
             or row.expires_at <= utc_timestamp()
             or not api_secret_matches(secret, row.secret_hash)
         ):
+            cache.drop(digest)
             raise Unauthenticated(_REFUSED)
-        return _active_actor(_load_user_by_id(conn, row.user_id))
+        try:
+            actor = _active_actor(_load_user_by_id(conn, row.user_id))
+        except Unauthenticated:
+            cache.drop(digest)
+            raise
+    cache.put(
+        digest,
+        _Verified(actor, row.expires_at, None if epoch is None else str(epoch), time.monotonic()),
+    )
+    return actor
 
 
 def actor_for_token(db: Database, token: str) -> Actor:
-    claims = read_token(token, signing_key(db))
+    cache = _cache(db)
+    claims = read_token(token, _signing_key(db, cache))
     if claims is None:
         raise Unauthenticated(_REFUSED)
     _username, user_id = claims
+    # The token's signature and expiry are checked above on every request; what
+    # is cached is its user (status and roles), by user id.
+    digest = f"user:{user_id}"
+    cached = cache.get(digest)
+    if cached is not None and _still_valid(db, cached):
+        return cached.actor
     with db.reading() as conn:
-        return _active_actor(_load_user_by_id(conn, user_id))
+        epoch = conn.execute(_EPOCH_QUERY).scalar()
+        try:
+            actor = _active_actor(_load_user_by_id(conn, user_id))
+        except Unauthenticated:
+            cache.drop(digest)
+            raise
+    cache.put(
+        digest, _Verified(actor, None, None if epoch is None else str(epoch), time.monotonic())
+    )
+    return actor
 
 
 def actor_for_username(db: Database, username: str) -> Actor:
@@ -372,6 +532,17 @@ def login(db: Database, username: str, password: str) -> tuple[str, datetime]:
     ):
         raise Unauthenticated(_REFUSED)
     return issue_token(row.username, row.id, signing_key(db))
+
+
+def _signing_key(db: Database, cache: _VerifiedCredentials) -> str:
+    """The signing key, read from the database once per process: a stored key
+    never changes (the environment's, when set, always wins)."""
+    from_env = os.environ.get(SIGNING_KEY_ENV)
+    if from_env:
+        return from_env
+    if cache.signing_key is None:
+        cache.signing_key = signing_key(db)
+    return cache.signing_key
 
 
 def signing_key(db: Database) -> str:

@@ -6,11 +6,12 @@ from fastapi import APIRouter
 
 from lendcore.api.deps import ActingDb
 from lendcore.api.routes.common import Cursor, Limit, RecordId, after_from, next_cursor
+from lendcore.api.routing import Route
 from lendcore.api.schemas import ApprovalDecision, ApprovalPublic, Page
 from lendcore.presentation import approval_doc
 from lendcore.services import approvals
 
-router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+router = APIRouter(prefix="/v1/approvals", tags=["approvals"], route_class=Route)
 
 
 @router.get("", response_model=Page[ApprovalPublic])

@@ -7,11 +7,12 @@ from pydantic import BaseModel
 
 from lendcore.api.deps import ActingDb
 from lendcore.api.routes.common import Cursor, Limit, after_from, next_cursor
+from lendcore.api.routing import Route
 from lendcore.api.schemas import AuditRecordPublic, EventPublic, IsoDate, Page
 from lendcore.presentation import audit_doc
 from lendcore.services import audit, events
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = APIRouter(prefix="/v1", tags=["audit"], route_class=Route)
 
 
 class AuditVerifyPublic(BaseModel):

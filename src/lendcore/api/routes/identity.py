@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, base_db, respond
+from lendcore.api.routing import Route
 from lendcore.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -18,7 +19,7 @@ from lendcore.api.schemas import (
 from lendcore.presentation import apikey_doc, user_doc
 from lendcore.services import identity
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], route_class=Route)
 
 
 @router.post("/auth/token", response_model=TokenResponse)

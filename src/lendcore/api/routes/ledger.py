@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
 from lendcore.api.routes.common import Cursor, Limit, RecordId, after_from, next_cursor
+from lendcore.api.routing import Route
 from lendcore.api.schemas import (
     AccountCreate,
     AccountPublic,
@@ -44,7 +45,7 @@ from lendcore.services import ledger
 from lendcore.services.manual_entries import submit_manual_entry, submit_reversal
 from lendcore.services.verify import verify_ledger
 
-router = APIRouter(prefix="/v1", tags=["ledger"])
+router = APIRouter(prefix="/v1", tags=["ledger"], route_class=Route)
 
 
 def _key(body_key: str | None, header_key: str | None, what: str) -> str:

@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
 from lendcore.api.routes.common import ID_MAX, Cursor, Limit, RecordId
+from lendcore.api.routing import Route
 from lendcore.api.schemas import Page, Strict
 from lendcore.errors import InvalidInput
 from lendcore.presentation import delivery_doc, webhook_doc
 from lendcore.services import webhooks
 from lendcore.services.webhooks import Delivery, Webhook
 
-router = APIRouter(prefix="/v1/webhooks", tags=["events"])
+router = APIRouter(prefix="/v1/webhooks", tags=["events"], route_class=Route)
 
 
 class WebhookCreate(Strict):
