@@ -411,6 +411,9 @@ def forget_verified_credentials(db: Database) -> None:
 
 
 _EPOCH_QUERY = select(settings.c.value).where(settings.c.key == CREDENTIALS_EPOCH_SETTING)
+_EPOCH_SQLITE = str(
+    _EPOCH_QUERY.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+)
 
 
 def _bump_credentials_epoch(conn: Connection) -> None:
@@ -432,8 +435,14 @@ def _current_epoch(db: Database) -> str | None:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             value = conn.execute(_EPOCH_QUERY).scalar()
     else:
-        with db.reading() as conn:
-            value = conn.execute(_EPOCH_QUERY).scalar()
+        # The sqlite3 driver runs here in autocommit mode (the store begins
+        # transactions itself): one statement is its own read snapshot.
+        raw = db.engine.raw_connection()
+        try:
+            row = raw.cursor().execute(_EPOCH_SQLITE).fetchone()
+        finally:
+            raw.close()
+        value = None if row is None else row[0]
     return None if value is None else str(value)
 
 
