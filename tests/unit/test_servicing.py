@@ -209,3 +209,44 @@ def test_any_sequence_of_events_keeps_the_loan_balanced(
         closed = replay(c, [*events, payoff], as_of)
         assert closed.status.value == "closed", (state.payoff, closed.principal_outstanding)
         assert balanced(closed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(["consumer-annuity", "microloan-weekly-flat", "interest-only-balloon"]),
+    steps=events_strategy,
+    split=st.integers(min_value=0, max_value=12),
+    backdate=st.booleans(),
+)
+def test_resuming_from_a_snapshot_equals_a_full_replay(
+    name: str,
+    steps: list,  # type: ignore[type-arg]
+    split: int,
+    backdate: bool,
+) -> None:
+    """Principle 7's shortcut changes nothing: state from a snapshot taken after
+    the first events, then the rest, equals the replay of all of them; a
+    backdated event (or reversal) invalidates the snapshot and is still right."""
+    from lendcore.servicing.replay import resume
+
+    p = product(name)
+    principal = p.minor(p.principal.min) * 4
+    c = LoanContract(1, p, p.terms(principal, START, enforce_limits=False), principal)
+    events = [LoanEvent(1, EventKind.DISBURSEMENT, START, principal)]
+    day = 0
+    for seq, (kind, gap, amount) in enumerate(steps, start=2):
+        day += gap % 60
+        on = START + timedelta(days=day)
+        if kind == "reverse" and len(events) > 1:
+            events.append(
+                LoanEvent(seq, EventKind.REPAYMENT_REVERSAL, on, reverses_seq=events[-1].seq)
+            )
+        else:
+            events.append(LoanEvent(seq, EventKind.REPAYMENT, on, amount))
+    as_of = START + timedelta(days=day + 30)
+    head, tail = events[: split + 1], events[split + 1 :]
+    if backdate and tail:
+        tail = [LoanEvent(99, EventKind.REPAYMENT, START + timedelta(days=1), 12_345), *tail]
+    _, snapshot = resume(c, head, as_of, None)
+    resumed, _ = resume(c, [*head, *tail], as_of, snapshot)
+    assert resumed == replay(c, [*head, *tail], as_of)

@@ -14,17 +14,20 @@ order, then the end-of-day late-fee checks.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from typing import Any
 
 from lendcore.dates import year_fraction
 from lendcore.money import RoundingMode, round_fraction_to_minor
 from lendcore.products.model import Component, PrepaymentPolicy, Product
 from lendcore.schedules.engine import accrued_share, build_schedule
 from lendcore.schedules.terms import Amortization, ScheduleTerms
+from lendcore.servicing.contract import terms_from_doc, terms_to_doc
 from lendcore.servicing.events import EventKind, LoanEvent, effective_events
 
 _HALF_EVEN = RoundingMode.HALF_EVEN
@@ -68,6 +71,8 @@ class _Due:
     written_off: dict[Component, int] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0))
 
     def penalty(self) -> int:
+        if not self.penalty_exact:
+            return self.late_fee
         return self.late_fee + round_fraction_to_minor(self.penalty_exact, 0, _HALF_EVEN)
 
     def amount(self, component: Component) -> int:
@@ -158,18 +163,12 @@ class LoanState:
     allocations: tuple[Allocation, ...]
     # Balance of each ledger role for this loan, on its normal side.
     positions: dict[str, int]
+    # What settles the loan today: principal, interest accrued, and everything
+    # fallen due (today's instalment included), less any overpayment held.
+    payoff: int = 0
     # Events the replay could only partly apply (a waiver larger than what was due).
     notes: tuple[str, ...] = ()
 
-    @property
-    def payoff(self) -> int:
-        """What settles the loan today: all that is due or accrued, plus the principal."""
-        return (
-            self.principal_outstanding
-            + self.interest_accrued
-            + sum(self.overdue_by_component[c] for c in ("interest", "fee", "penalty"))
-            - self.overpayment
-        )
 
 
 class _Replay:
@@ -180,6 +179,7 @@ class _Replay:
         self.base_terms = contract.terms
         self.dues: list[_Due] = []
         self.fallen = 0  # dues[:fallen] have fallen due
+        self.late_cursor = 0  # dues[:late_cursor] have had their late-fee check
         self.disbursed_gross = 0
         self.cash_out = 0
         self.disbursement_fees = 0
@@ -192,6 +192,8 @@ class _Replay:
         self.allocations: list[Allocation] = []
         self.notes: list[str] = []
         self.penalty_rate = Fraction(self.product.interest.penalty_rate)
+        # Steps the loan's original due dates past any rebuilt schedule's end.
+        self._stepper: ScheduleTerms | None = None
 
     # --- time ---------------------------------------------------------------------
 
@@ -233,9 +235,12 @@ class _Replay:
         late = self.product.fees.late
         if late is None:
             return None
-        for index, due in enumerate(self.dues[: self.fallen]):
-            if not due.late_fee_checked:
-                return due.due_date + timedelta(days=late.grace_days), index
+        # Checks come round in due-date order: skip past those done.
+        while self.late_cursor < self.fallen and self.dues[self.late_cursor].late_fee_checked:
+            self.late_cursor += 1
+        if self.late_cursor < self.fallen:
+            due = self.dues[self.late_cursor]
+            return due.due_date + timedelta(days=late.grace_days), self.late_cursor
         return None
 
     def _fall_due(self) -> None:
@@ -310,6 +315,7 @@ class _Replay:
                 self.terms, principal_minor=gross, start=event.value_date
             )
             self.base_terms = self.terms
+            self._stepper = None
             self.dues = self._rows(self.terms, first_number=1)
             self.settled_on = None
             return
@@ -399,7 +405,9 @@ class _Replay:
     def base_terms_unadjusted(self, number: int) -> date:
         if self.base_terms.due_dates is not None and number <= len(self.base_terms.due_dates):
             return self.base_terms.due_dates[number - 1]
-        return dataclasses.replace(self.base_terms, due_dates=None).unadjusted_due(number)
+        if self._stepper is None:
+            self._stepper = dataclasses.replace(self.base_terms, due_dates=None)
+        return self._stepper.unadjusted_due(number)
 
     def _repay(self, event: LoanEvent) -> None:
         if self.written_off_on is not None:
@@ -525,11 +533,57 @@ class _Replay:
     def _check_settled(self, on: date) -> None:
         if self.disbursed_gross == 0 or self.written_off_on is not None:
             return
-        settled = all(d.unpaid_total() == 0 for d in self.dues) and self.fallen == len(self.dues)
+        settled = self.fallen == len(self.dues) and all(d.unpaid_total() == 0 for d in self.dues)
         if settled and self.settled_on is None:
             self.settled_on = on
         elif not settled:
             self.settled_on = None
+
+    # --- snapshots --------------------------------------------------------------------
+
+    def to_doc(self, applied: Sequence[LoanEvent]) -> dict[str, Any]:
+        """Everything the replay knows, as JSON-safe data (exact: fractions as text)."""
+        return {
+            "applied_count": len(applied),
+            "applied_digest": _applied_digest(applied),
+            "terms": terms_to_doc(self.terms),
+            "base_terms": terms_to_doc(self.base_terms),
+            "dues": [_due_doc(d) for d in self.dues],
+            "fallen": self.fallen,
+            "late_cursor": self.late_cursor,
+            "disbursed_gross": self.disbursed_gross,
+            "cash_out": self.cash_out,
+            "disbursement_fees": self.disbursement_fees,
+            "received": self.received,
+            "recovered": self.recovered,
+            "suspense": self.suspense,
+            "written_off_on": _iso(self.written_off_on),
+            "settled_on": _iso(self.settled_on),
+            "clock": _iso(self.clock),
+            "allocations": [_allocation_doc(a) for a in self.allocations],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_doc(cls, contract: LoanContract, doc: dict[str, Any]) -> _Replay:
+        run = cls(contract)
+        run.terms = terms_from_doc(doc["terms"])
+        run.base_terms = terms_from_doc(doc["base_terms"])
+        run.dues = [_due_from(d) for d in doc["dues"]]
+        run.fallen = int(doc["fallen"])
+        run.late_cursor = int(doc["late_cursor"])
+        run.disbursed_gross = int(doc["disbursed_gross"])
+        run.cash_out = int(doc["cash_out"])
+        run.disbursement_fees = int(doc["disbursement_fees"])
+        run.received = int(doc["received"])
+        run.recovered = int(doc["recovered"])
+        run.suspense = int(doc["suspense"])
+        run.written_off_on = _date(doc["written_off_on"])
+        run.settled_on = _date(doc["settled_on"])
+        run.clock = _date(doc["clock"])
+        run.allocations = [_allocation_from(a) for a in doc["allocations"]]
+        run.notes = list(doc["notes"])
+        return run
 
     # --- the state ------------------------------------------------------------------
 
@@ -597,6 +651,10 @@ class _Replay:
             written_off_on=self.written_off_on,
             allocations=tuple(self.allocations),
             positions=positions,
+            payoff=principal_balance
+            + accrued
+            + sum(d.unpaid_total() - d.unpaid(Component.PRINCIPAL) for d in fallen)
+            - self.suspense,
             notes=tuple(self.notes),
         )
 
@@ -631,12 +689,48 @@ def bucket_of(dpd: int, buckets: Iterable[tuple[int, int | None]]) -> str | None
 
 def replay(contract: LoanContract, events: Sequence[LoanEvent], as_of: date) -> LoanState:
     """The loan's state at the end of `as_of`, from its events dated up to then."""
-    run = _Replay(contract)
-    for event in effective_events(list(events)):
+    return resume(contract, events, as_of, None)[0]
+
+
+def resume(
+    contract: LoanContract,
+    events: Sequence[LoanEvent],
+    as_of: date,
+    snapshot: dict[str, Any] | None,
+) -> tuple[LoanState, dict[str, Any] | None]:
+    """`replay`, starting from `snapshot` when it still holds for `events`.
+
+    A snapshot is the replay just after a loan's last event. While no event
+    sorts before it and none before it is reversed, the next read or command
+    starts there, so its cost does not grow with the loan's history (DESIGN
+    principle 7); otherwise the replay starts from the first event. Returns the
+    state and the snapshot after the last event (None when an event is dated
+    after `as_of`).
+    """
+    ordered = effective_events(list(events))
+    run: _Replay | None = None
+    done = 0
+    if snapshot is not None:
+        count = int(snapshot["applied_count"])
+        if count <= len(ordered) and snapshot["applied_digest"] == _applied_digest(ordered[:count]):
+            run = _Replay.from_doc(contract, snapshot)
+            done = count
+    if run is None:
+        run = _Replay(contract)
+    dated_later = False
+    for event in ordered[done:]:
         if event.value_date > as_of:
+            dated_later = True
             break
         run.apply(event)
-    return run.finish(as_of)
+        done += 1
+    after = None if dated_later else run.to_doc(ordered[:done])
+    return run.finish(as_of), after
+
+
+def _applied_digest(events: Sequence[LoanEvent]) -> str:
+    text = ",".join(f"{e.seq}:{e.value_date.isoformat()}" for e in events)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def position_deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -646,3 +740,58 @@ def position_deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, 
         for role in (*ROLES_DEBIT, *ROLES_CREDIT)
         if after.get(role, 0) != before.get(role, 0)
     }
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _date(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _due_doc(d: _Due) -> dict[str, Any]:
+    return {
+        "number": d.number,
+        "period_start": d.period_start.isoformat(),
+        "due_date": d.due_date.isoformat(),
+        "unadjusted": d.unadjusted.isoformat(),
+        "principal": d.principal,
+        "interest": d.interest,
+        "fee": d.fee,
+        "capitalised": d.capitalised,
+        "late_fee": d.late_fee,
+        "penalty_exact": f"{d.penalty_exact.numerator}/{d.penalty_exact.denominator}",
+        "late_fee_checked": d.late_fee_checked,
+        "paid": [d.paid[c] for c in COMPONENTS],
+        "waived": [d.waived[c] for c in COMPONENTS],
+        "written_off": [d.written_off[c] for c in COMPONENTS],
+    }
+
+
+def _due_from(doc: dict[str, Any]) -> _Due:
+    numerator, denominator = doc["penalty_exact"].split("/")
+    return _Due(
+        number=doc["number"],
+        period_start=date.fromisoformat(doc["period_start"]),
+        due_date=date.fromisoformat(doc["due_date"]),
+        unadjusted=date.fromisoformat(doc["unadjusted"]),
+        principal=doc["principal"],
+        interest=doc["interest"],
+        fee=doc["fee"],
+        capitalised=doc["capitalised"],
+        late_fee=doc["late_fee"],
+        penalty_exact=Fraction(int(numerator), int(denominator)),
+        late_fee_checked=doc["late_fee_checked"],
+        paid=dict(zip(COMPONENTS, doc["paid"], strict=True)),
+        waived=dict(zip(COMPONENTS, doc["waived"], strict=True)),
+        written_off=dict(zip(COMPONENTS, doc["written_off"], strict=True)),
+    )
+
+
+def _allocation_doc(a: Allocation) -> dict[str, Any]:
+    return {**dataclasses.asdict(a), "value_date": a.value_date.isoformat()}
+
+
+def _allocation_from(doc: dict[str, Any]) -> Allocation:
+    return Allocation(**{**doc, "value_date": date.fromisoformat(doc["value_date"])})
