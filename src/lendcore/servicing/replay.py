@@ -32,6 +32,7 @@ from lendcore.servicing.events import EventKind, LoanEvent, effective_events
 
 _HALF_EVEN = RoundingMode.HALF_EVEN
 COMPONENTS = (Component.PENALTY, Component.FEE, Component.INTEREST, Component.PRINCIPAL)
+_NAMES = tuple(c.value for c in COMPONENTS)
 
 
 class LoanStatus(StrEnum):
@@ -168,7 +169,6 @@ class LoanState:
     payoff: int = 0
     # Events the replay could only partly apply (a waiver larger than what was due).
     notes: tuple[str, ...] = ()
-
 
 
 class _Replay:
@@ -595,19 +595,24 @@ class _Replay:
             accrued = round_fraction_to_minor(
                 self._current_accrued_exact(as_of), 0, self.terms.rounding
             )
-        by_component = {
-            c.value: sum(d.unpaid(c) for d in fallen if d.due_date < as_of) for c in COMPONENTS
-        }
+        # Each instalment's unpaid amount per component, computed once.
+        unpaid = [tuple(d.unpaid(c) for c in COMPONENTS) for d in self.dues]
+        pen, fee, interest, principal = range(4)  # positions in COMPONENTS
+        past = [u for d, u in zip(fallen, unpaid, strict=False) if d.due_date < as_of]
+        by_component = {name: sum(u[i] for u in past) for i, name in enumerate(_NAMES)}
         overdue = sum(by_component.values())
         dpd = 0
         if overdue > self._tolerance():
-            oldest = next(d for d in fallen if d.due_date < as_of and d.unpaid_total() > 0)
+            oldest = next(
+                d for d, u in zip(fallen, unpaid, strict=False) if d.due_date < as_of and any(u)
+            )
             dpd = (as_of - oldest.due_date).days
-        principal_balance = sum(d.unpaid(Component.PRINCIPAL) for d in self.dues) - sum(
+        fallen_unpaid = unpaid[: self.fallen]
+        principal_balance = sum(u[principal] for u in unpaid) - sum(
             d.capitalised for d in self.dues[self.fallen :]
         )
-        interest_receivable = sum(d.unpaid(Component.INTEREST) for d in fallen) + accrued
-        fee_receivable = sum(d.unpaid(Component.FEE) + d.unpaid(Component.PENALTY) for d in fallen)
+        interest_receivable = sum(u[interest] for u in fallen_unpaid) + accrued
+        fee_receivable = sum(u[fee] + u[pen] for u in fallen_unpaid)
         waived = {c: sum(d.waived[c] for d in self.dues) for c in COMPONENTS}
         recognised_interest = sum(d.interest + d.capitalised for d in fallen) + accrued
         positions = {
@@ -624,6 +629,12 @@ class _Replay:
             "penalty_income": sum(d.penalty() for d in fallen) - waived[Component.PENALTY],
             "recovery_income": self.recovered,
         }
+        payoff = (
+            principal_balance
+            + accrued
+            + sum(u[pen] + u[fee] + u[interest] for u in fallen_unpaid)
+            - self.suspense
+        )
         if self.written_off_on is not None:
             status = LoanStatus.WRITTEN_OFF
         elif self.disbursed_gross == 0:
@@ -638,7 +649,8 @@ class _Replay:
             currency=self.terms.currency,
             disbursed=self.disbursed_gross,
             instalments=tuple(
-                self._instalment(d, i < self.fallen) for i, d in enumerate(self.dues)
+                self._instalment(d, i < self.fallen, sum(u))
+                for i, (d, u) in enumerate(zip(self.dues, unpaid, strict=True))
             ),
             principal_outstanding=principal_balance,
             interest_accrued=accrued,
@@ -651,15 +663,12 @@ class _Replay:
             written_off_on=self.written_off_on,
             allocations=tuple(self.allocations),
             positions=positions,
-            payoff=principal_balance
-            + accrued
-            + sum(d.unpaid_total() - d.unpaid(Component.PRINCIPAL) for d in fallen)
-            - self.suspense,
+            payoff=payoff,
             notes=tuple(self.notes),
         )
 
     @staticmethod
-    def _instalment(due: _Due, fallen: bool) -> InstalmentState:
+    def _instalment(due: _Due, fallen: bool, outstanding: int) -> InstalmentState:
         return InstalmentState(
             number=due.number,
             period_start=due.period_start,
@@ -669,10 +678,10 @@ class _Replay:
             fees=due.fee,
             penalties=due.penalty(),
             capitalised=due.capitalised,
-            paid={c.value: v for c, v in due.paid.items()},
-            waived={c.value: v for c, v in due.waived.items()},
-            written_off={c.value: v for c, v in due.written_off.items()},
-            outstanding=due.unpaid_total(),
+            paid=dict(zip(_NAMES, due.paid.values(), strict=True)),
+            waived=dict(zip(_NAMES, due.waived.values(), strict=True)),
+            written_off=dict(zip(_NAMES, due.written_off.values(), strict=True)),
+            outstanding=outstanding,
             fallen_due=fallen,
         )
 
@@ -689,7 +698,7 @@ def bucket_of(dpd: int, buckets: Iterable[tuple[int, int | None]]) -> str | None
 
 def replay(contract: LoanContract, events: Sequence[LoanEvent], as_of: date) -> LoanState:
     """The loan's state at the end of `as_of`, from its events dated up to then."""
-    return resume(contract, events, as_of, None)[0]
+    return resume(contract, events, as_of, None, keep=False)[0]
 
 
 def resume(
@@ -697,6 +706,8 @@ def resume(
     events: Sequence[LoanEvent],
     as_of: date,
     snapshot: dict[str, Any] | None,
+    *,
+    keep: bool = True,
 ) -> tuple[LoanState, dict[str, Any] | None]:
     """`replay`, starting from `snapshot` when it still holds for `events`.
 
@@ -705,7 +716,7 @@ def resume(
     starts there, so its cost does not grow with the loan's history (DESIGN
     principle 7); otherwise the replay starts from the first event. Returns the
     state and the snapshot after the last event (None when an event is dated
-    after `as_of`).
+    after `as_of`, or when `keep` is False: a read has no use for it).
     """
     ordered = effective_events(list(events))
     run: _Replay | None = None
@@ -724,7 +735,7 @@ def resume(
             break
         run.apply(event)
         done += 1
-    after = None if dated_later else run.to_doc(ordered[:done])
+    after = None if dated_later or not keep else run.to_doc(ordered[:done])
     return run.finish(as_of), after
 
 
@@ -789,9 +800,17 @@ def _due_from(doc: dict[str, Any]) -> _Due:
     )
 
 
-def _allocation_doc(a: Allocation) -> dict[str, Any]:
-    return {**dataclasses.asdict(a), "value_date": a.value_date.isoformat()}
+_ALLOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Allocation))
 
 
-def _allocation_from(doc: dict[str, Any]) -> Allocation:
-    return Allocation(**{**doc, "value_date": date.fromisoformat(doc["value_date"])})
+def _allocation_doc(a: Allocation) -> list[Any]:
+    return [
+        a.value_date.isoformat() if name == "value_date" else getattr(a, name)
+        for name in _ALLOCATION_FIELDS
+    ]
+
+
+def _allocation_from(doc: list[Any]) -> Allocation:
+    values = dict(zip(_ALLOCATION_FIELDS, doc, strict=True))
+    values["value_date"] = date.fromisoformat(values["value_date"])
+    return Allocation(**values)
