@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import typer
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, select, text, update
 from typer.testing import CliRunner
 
 from lendcore.auth.permissions import PermissionDenied
@@ -40,7 +40,7 @@ from lendcore.ledger.model import AccountSpec, AccountType
 from lendcore.services import events, identity, ledger, publisher, webhooks
 from lendcore.services.publisher import DeliveryStats, RetryPolicy
 from lendcore.services.webhooks import Delivery, utc_text
-from lendcore.store.database import Database, before_this_commit, open_database
+from lendcore.store.database import Database, before_this_commit, flush_queued, open_database
 from lendcore.store.schema import audit_log, publisher_cursors
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -426,8 +426,11 @@ def test_outbox_ids_follow_commit_order(pg_db: Database, receiver: Receiver) -> 
         with db.transaction() as conn:
             events.emit(conn, "test.slow", "thing", "slow", {"n": 1})
 
-            def pause(_conn: object) -> None:
-                # Runs after the outbox rows are written, before commit.
+            def pause(conn: Connection) -> None:
+                # Runs after the outbox finaliser, before commit. Its lock and
+                # rows wait to go with the COMMIT: send them now, so the lock is
+                # held while this transaction waits.
+                flush_queued(conn)
                 flushed.set()
                 release.wait(10)
 

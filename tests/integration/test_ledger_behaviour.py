@@ -4,10 +4,8 @@ balance with roll-up, holds, bulk booking (COPY on PostgreSQL), closing."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from lendcore.errors import LendcoreError
 from lendcore.ledger.model import (
@@ -22,7 +20,7 @@ from lendcore.services import ledger
 from lendcore.services.business_date import advance_business_date, business_date
 from lendcore.services.verify import verify_ledger
 from lendcore.store.bulk import COPY_ROWS_MIN
-from lendcore.store.database import Database, open_database
+from lendcore.store.database import Database, observe_statements, open_database
 from tests.conftest import create_pg_schema, drop_pg_schema, requires_pg
 from tests.integration.ledger_helpers import (
     count_rows,
@@ -444,17 +442,6 @@ def test_bulk_batch_with_a_bad_last_entry_writes_nothing(db: Database) -> None:
     assert verify_ledger(db).ok
 
 
-def _recorded_statements(database: Database) -> list[str]:
-    """Statements that went through SQLAlchemy (COPY goes to the driver directly)."""
-    seen: list[str] = []
-
-    @event.listens_for(database.engine, "before_cursor_execute")
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    return seen
-
-
 @requires_pg
 def test_bulk_on_postgres_uses_copy_and_verifies_like_sqlite(
     sqlite_url: str,
@@ -466,19 +453,21 @@ def test_bulk_on_postgres_uses_copy_and_verifies_like_sqlite(
         reports = []
         for database in (lite, pg):
             _bulk_accounts(database)
-            statements = _recorded_statements(database)
             # Just under the COPY threshold, then at it, then well over it.
-            small = ledger.book_entries(database, _batch(COPY_ROWS_MIN - 1, "s"))
+            with observe_statements() as statements:
+                small = ledger.book_entries(database, _batch(COPY_ROWS_MIN - 1, "s"))
             insert_journal = [s for s in statements if "INSERT INTO journal_entries" in s]
             assert len(insert_journal) == 1
-            statements.clear()
-            at = ledger.book_entries(database, _batch(COPY_ROWS_MIN, "t"))
-            large = ledger.book_entries(database, _batch(1_500, "u"))
+            with observe_statements() as statements:
+                at = ledger.book_entries(database, _batch(COPY_ROWS_MIN, "t"))
+                large = ledger.book_entries(database, _batch(1_500, "u"))
             insert_journal = [s for s in statements if "INSERT INTO journal_entries" in s]
             insert_postings = [s for s in statements if "INSERT INTO postings" in s]
             if database.is_postgres:
                 # Rows arrived, but not through INSERT: through COPY.
                 assert (insert_journal, insert_postings) == ([], [])
+                copies = [s for s in statements if s.startswith("COPY ")]
+                assert len(copies) == 4, copies
             else:
                 assert (len(insert_journal), len(insert_postings)) == (2, 2)
             assert (small.booked_count, at.booked_count, large.booked_count) == (

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from hashlib import sha256
 from typing import Any
 
@@ -38,7 +39,13 @@ from lendcore.errors import (
     InvalidInput,
     ValueDateInFuture,
 )
-from lendcore.ledger.chain import EntryHeader, PostingRow, encode_id_ranges, entry_digest, seal_hash
+from lendcore.ledger.chain import (
+    PostingRow,
+    encode_id_ranges,
+    entry_content_of,
+    seal_hash,
+    seal_suffix,
+)
 from lendcore.ledger.model import (
     ENTRIES_PER_BATCH_MAX,
     AccountSpec,
@@ -53,6 +60,7 @@ from lendcore.ledger.model import (
     balance_on_normal_side,
     canonical_json,
     check_constraint,
+    metadata_text,
     request_fingerprint,
     reversal_postings,
     validate_account_spec,
@@ -63,23 +71,37 @@ from lendcore.ledger.model import (
 )
 from lendcore.money import Money
 from lendcore.money import currency as lookup_currency
-from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.services.clock import (
+    cached_business_date,
+    current_business_date,
+    remember_business_date,
+    utc_timestamp,
+)
 from lendcore.services.commands import command, note_result, query
 from lendcore.services.events import emit
-from lendcore.store.bulk import execute_many, insert_rows
-from lendcore.store.database import TX_INFO_PREFIX, Database
+from lendcore.store.bulk import COPY_ROWS_MIN, execute_many, insert_rows
+from lendcore.store.database import (
+    TX_INFO_PREFIX,
+    Database,
+    before_this_commit,
+    run_now,
+    run_together,
+    send_later,
+)
 from lendcore.store.schema import (
     account_balances,
     account_daily_balances,
     accounts,
     holds,
     journal_entries,
-    ledger_chain_head,
     postings,
 )
 
 # How many values go into one IN (...) list.
 IN_CHUNK = 500
+# PostgreSQL: up to this many values go as an IN list of parameters (psycopg
+# adapts scalars in C; a list goes through Python), more as one array.
+SHORT_LIST_MAX = 16
 # A booking that loses a race (deadlock, duplicate key) is retried this often.
 RETRIES_MAX = 3
 # When this transaction's entries were recorded (one timestamp per booking).
@@ -343,6 +365,12 @@ def _account_row(conn: Connection, code: str) -> Account:
 
 
 # --- locking ---------------------------------------------------------------------
+#
+# The booking path runs prebuilt driver SQL (see lendcore.store.bulk): a
+# SQLAlchemy Core statement costs more CPU to build than a small statement
+# costs the database to run. On PostgreSQL a booking is two round trips: its
+# reads and locks in one pipeline, then its writes, seal, outbox events and the
+# COMMIT in another.
 
 
 @dataclass(slots=True)
@@ -364,59 +392,57 @@ def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[An
         yield values[start : start + size]
 
 
+_LOCK_COLUMNS = (
+    "SELECT a.id, a.code, a.currency, a.status, a.normal_side, a.balance_constraint, "
+    "b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending "
+    "FROM accounts a JOIN account_balances b ON b.account_id = a.id "
+)
+# Rows are locked in ascending id order (the lock is taken above the sort), so
+# two bookings never deadlock. The account row is locked too: a booking that
+# waited for a close to commit must see the account closed (PostgreSQL re-reads
+# only the rows it locks). NO KEY UPDATE does not block foreign-key checks.
+_LOCK_SQL_PG = _LOCK_COLUMNS + "WHERE a.code {codes} ORDER BY a.id FOR NO KEY UPDATE OF b, a"
+
+
+def _lock_statement(conn: Connection, codes: Sequence[str]) -> list[tuple[str, Sequence[Any]]]:
+    """The statements that lock (and read) the balance rows of `codes`."""
+    if conn.dialect.name == "postgresql":
+        if len(codes) > SHORT_LIST_MAX:
+            return [(_LOCK_SQL_PG.format(codes="= ANY(%s)"), (list(codes),))]
+        return [(_LOCK_SQL_PG.format(codes=f"IN ({', '.join(['%s'] * len(codes))})"), codes)]
+    # SQLite: BEGIN IMMEDIATE holds the database's write lock already.
+    return [
+        (_LOCK_COLUMNS + f"WHERE a.code IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+        for chunk in _chunks(codes)
+    ]
+
+
+def _mark(conn: Connection) -> str:
+    return "%s" if conn.dialect.name == "postgresql" else "?"
+
+
+def _to_locked(rows: Iterable[Sequence[Any]]) -> dict[str, _Locked]:
+    locked: dict[str, _Locked] = {}
+    for account_id, code, currency, status, normal_side, constraint, dp, cp, dq, cq in rows:
+        totals = Totals(dp, cp, dq, cq)
+        locked[code] = _Locked(
+            id=account_id,
+            code=code,
+            currency=currency,
+            status=AccountStatus(status),
+            normal_side=NormalSide(normal_side),
+            constraint=BalanceConstraint(constraint),
+            totals=totals,
+            original=totals,
+        )
+    return locked
+
+
 def _lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, _Locked]:
     """Lock the balance rows of `codes` in ascending id order; unknown codes raise."""
     wanted = sorted(set(codes))
-    if len(wanted) > IN_CHUNK:
-        # Resolve ids first so locks are taken in one global order across chunks.
-        id_of: dict[str, int] = {}
-        for chunk in _chunks(wanted):
-            id_of.update(
-                conn.execute(
-                    select(accounts.c.code, accounts.c.id).where(accounts.c.code.in_(chunk))
-                ).all()
-            )
-        _require_known(wanted, id_of)
-        key_column = accounts.c.id
-        keys: list[Any] = sorted(id_of.values())
-    else:
-        key_column = accounts.c.code
-        keys = wanted
-    locked: dict[str, _Locked] = {}
-    for chunk in _chunks(keys):
-        rows = conn.execute(
-            select(
-                accounts.c.id,
-                accounts.c.code,
-                accounts.c.currency,
-                accounts.c.status,
-                accounts.c.normal_side,
-                accounts.c.balance_constraint,
-                account_balances.c.debits_posted,
-                account_balances.c.credits_posted,
-                account_balances.c.debits_pending,
-                account_balances.c.credits_pending,
-            )
-            .join(account_balances, account_balances.c.account_id == accounts.c.id)
-            .where(key_column.in_(chunk))
-            .order_by(accounts.c.id)
-            # The account row is locked too: a booking that waited for a close to
-            # commit must see the account closed (PostgreSQL re-reads only the rows
-            # it locks). NO KEY UPDATE does not block foreign-key checks.
-            .with_for_update(of=(account_balances, accounts), key_share=True)
-        )
-        for r in rows:
-            totals = Totals(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
-            locked[r.code] = _Locked(
-                id=r.id,
-                code=r.code,
-                currency=r.currency,
-                status=AccountStatus(r.status),
-                normal_side=NormalSide(r.normal_side),
-                constraint=BalanceConstraint(r.balance_constraint),
-                totals=totals,
-                original=totals,
-            )
+    results = run_together(conn, _lock_statement(conn, wanted))
+    locked = _to_locked(row for rows in results for row in rows)
     _require_known(wanted, locked)
     return locked
 
@@ -428,12 +454,70 @@ def _require_known(wanted: Sequence[str], found: Mapping[str, Any]) -> None:
         raise AccountNotFound(f"no account with code {shown}", accounts=missing[:20])
 
 
+_TOTALS_SQL_PG = (
+    "UPDATE account_balances AS b SET debits_posted = v.dp, credits_posted = v.cp, "
+    "debits_pending = v.dq, credits_pending = v.cq "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+    "AS v(id, dp, cp, dq, cq) WHERE b.account_id = v.id"
+)
+_TOTALS_SQL_SQLITE = (
+    "UPDATE account_balances SET debits_posted = ?, credits_posted = ?, "
+    "debits_pending = ?, credits_pending = ? WHERE account_id = ?"
+)
+_DAILY_UPSERT = (
+    "ON CONFLICT (account_id, business_date) DO UPDATE "
+    "SET debits_posted = excluded.debits_posted, credits_posted = excluded.credits_posted"
+)
+_DAILY_SQL_PG = (
+    "INSERT INTO account_daily_balances (account_id, business_date, debits_posted, "
+    "credits_posted) SELECT v.id, %s, v.dp, v.cp "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, dp, cp) " + _DAILY_UPSERT
+)
+_DAILY_SQL_SQLITE = (
+    "INSERT INTO account_daily_balances (account_id, business_date, debits_posted, "
+    "credits_posted) VALUES (?, ?, ?, ?) " + _DAILY_UPSERT
+)
+
+
 def _write_totals(conn: Connection, locked: Iterable[_Locked], business_date: date) -> None:
+    """Write the changed totals and each changed account's end-of-day row (one
+    set-based statement each on PostgreSQL, sent with the commit)."""
     changed = [a for a in locked if a.totals != a.original]
+    if not changed:
+        return
+    posted_changed = [
+        a
+        for a in changed
+        if (a.totals.debits_posted, a.totals.credits_posted)
+        != (a.original.debits_posted, a.original.credits_posted)
+    ]
+    if conn.dialect.name == "postgresql":
+        send_later(
+            conn,
+            _TOTALS_SQL_PG,
+            (
+                [a.id for a in changed],
+                [a.totals.debits_posted for a in changed],
+                [a.totals.credits_posted for a in changed],
+                [a.totals.debits_pending for a in changed],
+                [a.totals.credits_pending for a in changed],
+            ),
+        )
+        if posted_changed:
+            send_later(
+                conn,
+                _DAILY_SQL_PG,
+                (
+                    business_date,
+                    [a.id for a in posted_changed],
+                    [a.totals.debits_posted for a in posted_changed],
+                    [a.totals.credits_posted for a in posted_changed],
+                ),
+            )
+        return
     execute_many(
         conn,
-        "UPDATE account_balances SET debits_posted = ?, credits_posted = ?, "
-        "debits_pending = ?, credits_pending = ? WHERE account_id = ?",
+        _TOTALS_SQL_SQLITE,
         [
             (
                 a.totals.debits_posted,
@@ -445,21 +529,11 @@ def _write_totals(conn: Connection, locked: Iterable[_Locked], business_date: da
             for a in changed
         ],
     )
-    posted_changed = [
-        a
-        for a in changed
-        if (a.totals.debits_posted, a.totals.credits_posted)
-        != (a.original.debits_posted, a.original.credits_posted)
-    ]
+    day = business_date.isoformat()
     execute_many(
         conn,
-        "INSERT INTO account_daily_balances (account_id, business_date, debits_posted, "
-        "credits_posted) VALUES (?, ?, ?, ?) ON CONFLICT (account_id, business_date) DO UPDATE "
-        "SET debits_posted = excluded.debits_posted, credits_posted = excluded.credits_posted",
-        [
-            (a.id, business_date, a.totals.debits_posted, a.totals.credits_posted)
-            for a in posted_changed
-        ],
+        _DAILY_SQL_SQLITE,
+        [(a.id, day, a.totals.debits_posted, a.totals.credits_posted) for a in posted_changed],
     )
 
 
@@ -470,8 +544,18 @@ def _write_totals(conn: Connection, locked: Iterable[_Locked], business_date: da
 class _Request:
     spec: EntrySpec
     fingerprint: str
+    metadata_json: str
     reverses_entry_id: int | None = None
     hold_id: int | None = None
+
+
+def _request(spec: EntrySpec, *, reverses: int | None = None, hold: int | None = None) -> _Request:
+    """A validated entry with its fingerprint; the metadata is encoded once, for both."""
+    metadata_json = metadata_text(spec.metadata)
+    fingerprint = request_fingerprint(
+        spec, reverses=reverses, hold=hold, metadata_json=metadata_json
+    )
+    return _Request(spec, fingerprint, metadata_json, reverses, hold)
 
 
 def _with_retries(operation: Any) -> Any:
@@ -497,7 +581,7 @@ def book_entry(db: Database, spec: EntrySpec) -> BookedEntry:
     """Book one journal entry. The same idempotency key with the same content
     returns the original entry; with other content it is refused."""
     validate_entry(spec)
-    request = _Request(spec, request_fingerprint(spec))
+    request = _request(spec)
 
     def run() -> BookedEntry:
         with db.transaction() as conn:
@@ -510,7 +594,7 @@ def book_entry(db: Database, spec: EntrySpec) -> BookedEntry:
 def book_entry_on(conn: Connection, spec: EntrySpec) -> BookedEntry:
     """Book one entry inside the caller's transaction (an approved command runs this)."""
     validate_entry(spec)
-    return _book_one(conn, _Request(spec, request_fingerprint(spec)))
+    return _book_one(conn, _request(spec))
 
 
 def check_entry_accounts(conn: Connection, spec: EntrySpec) -> None:
@@ -539,8 +623,8 @@ def check_entry_accounts(conn: Connection, spec: EntrySpec) -> None:
 
 
 def _book_one(conn: Connection, request: _Request) -> BookedEntry:
-    ids, replayed = _book(conn, [request])
-    if replayed:
+    ids, flags = _book_many(conn, [request])
+    if flags[0]:
         return _load_entries(conn, ids, replayed=True)[0]
     spec = request.spec
     business_date = current_business_date(conn)
@@ -564,7 +648,8 @@ def book_entries(db: Database, specs: Sequence[EntrySpec]) -> BulkResult:
     """Book many entries in one transaction, all or nothing (end of day uses this).
 
     Entries whose idempotency key booked the same content before are skipped
-    and reported as replayed, so a whole batch can be retried safely.
+    and reported as replayed, so a whole batch can be retried safely. The batch
+    is sealed as one link of the chain.
     """
     if not specs:
         raise InvalidEntry("a batch needs at least one entry")
@@ -580,51 +665,112 @@ def book_entries(db: Database, specs: Sequence[EntrySpec]) -> BulkResult:
                 idempotency_key=spec.idempotency_key,
             )
         keys_seen.add(spec.idempotency_key)
-        requests.append(_Request(spec, request_fingerprint(spec)))
+        requests.append(_request(spec))
 
     def run() -> BulkResult:
         with db.transaction() as conn:
-            ids, replayed_flags = _book_many(conn, requests)
+            ids, replayed_flags = _book_many(conn, requests, seal_now=True)
             replayed = sum(replayed_flags)
-            seal_seq = None
-            if replayed < len(ids):
-                seal_seq = conn.execute(
-                    select(ledger_chain_head.c.seq).where(ledger_chain_head.c.id == 1)
-                ).scalar_one()
+            seal_seq = conn.info.get(_LAST_SEAL) if replayed < len(ids) else None
             return BulkResult(ids, len(ids) - replayed, replayed, seal_seq)
 
     result: BulkResult = _with_retries(run)
     return result
 
 
-def _book(conn: Connection, requests: Sequence[_Request]) -> tuple[list[int], bool]:
-    """Book a single request (list of one); returns (ids, replayed)."""
-    ids, flags = _book_many(conn, requests)
-    return ids, all(flags)
+_KEYS_SQL_PG = (
+    # One statement with an array: a long IN list of parameters, once psycopg
+    # prepares it, can get a cached generic plan that scans the whole journal.
+    "SELECT idempotency_key, id, request_hash FROM journal_entries WHERE idempotency_key = ANY(%s)"
+)
+_IDS_SQL_PG = (
+    "SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) FROM generate_series(1, %s)"
+)
+_BUSINESS_DATE_SQL = "SELECT business_date FROM institution WHERE id = 1"
+_DATE_AND_ID_SQL_PG = (
+    "SELECT business_date, nextval(pg_get_serial_sequence('journal_entries', 'id')) "
+    "FROM institution WHERE id = 1"
+)
 
 
-def _existing_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """Entries already booked under any of `keys`: key -> (entry id, request fingerprint)."""
-    if conn.dialect.name == "postgresql":
-        # One statement with an array: a long IN list of parameters, once psycopg
-        # prepares it, can get a cached generic plan that scans the whole journal.
-        rows = conn.exec_driver_sql(
+def _key_statements(conn: Connection, keys: Sequence[str]) -> list[tuple[str, Sequence[Any]]]:
+    if conn.dialect.name == "postgresql" and len(keys) > SHORT_LIST_MAX:
+        return [(_KEYS_SQL_PG, (list(keys),))]
+    mark = _mark(conn)
+    return [
+        (
             "SELECT idempotency_key, id, request_hash FROM journal_entries "
-            "WHERE idempotency_key = ANY(%s)",
-            (list(keys),),
+            f"WHERE idempotency_key IN ({', '.join([mark] * len(chunk))})",
+            tuple(chunk),
         )
-        return {key: (entry_id, fingerprint) for key, entry_id, fingerprint in rows}
-    found: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(keys):
-        for key, entry_id, fingerprint in conn.execute(
-            select(
-                journal_entries.c.idempotency_key,
-                journal_entries.c.id,
-                journal_entries.c.request_hash,
-            ).where(journal_entries.c.idempotency_key.in_(chunk))
-        ):
-            found[key] = (entry_id, fingerprint)
-    return found
+        for chunk in _chunks(keys)
+    ]
+
+
+@dataclass(slots=True)
+class _Reads:
+    """What a booking reads before it writes (one round trip on PostgreSQL)."""
+
+    business_date: date
+    existing: dict[str, tuple[int, str]]
+    locked: dict[str, _Locked]
+    # PostgreSQL, a single request: its entry id, drawn from the sequence.
+    ids: list[int]
+
+
+def _read_for_booking(conn: Connection, requests: Sequence[_Request]) -> _Reads:
+    """Business date, entries booked already under the keys, the locked accounts
+    and (PostgreSQL, one request) its entry id: in one pipeline on PostgreSQL.
+    Unknown accounts are simply missing from `locked` (a replay needs none)."""
+    keys = [r.spec.idempotency_key for r in requests]
+    codes = sorted({p.account for r in requests for p in r.spec.postings})
+    cached = cached_business_date(conn)
+    # One entry: its id comes in the same round trip (a replay wastes one number
+    # of the sequence, as a rolled-back booking does). A batch draws its ids once
+    # it knows how many are new, so a retried batch wastes none.
+    draw_id = conn.dialect.name == "postgresql" and len(requests) == 1
+    statements: list[tuple[str, Sequence[Any] | None]] = []
+    if draw_id:
+        statements.append((_DATE_AND_ID_SQL_PG, None))
+    elif cached is None:
+        statements.append((_BUSINESS_DATE_SQL, None))
+    first = len(statements)
+    key_statements = _key_statements(conn, keys)
+    lock_statements = _lock_statement(conn, codes)
+    statements += key_statements
+    statements += lock_statements
+    results = run_together(conn, statements)
+    ids: list[int] = []
+    if first:
+        head = results[0][0]
+        if cached is None:
+            cached = remember_business_date(conn, head[0])
+        if draw_id:
+            ids = [int(head[1])]
+    if cached is None:
+        raise RuntimeError("no business date")
+    existing: dict[str, tuple[int, str]] = {}
+    for rows in results[first : first + len(key_statements)]:
+        existing.update((key, (entry_id, fingerprint)) for key, entry_id, fingerprint in rows)
+    at = first + len(key_statements)
+    locked = _to_locked(row for rows in results[at:] for row in rows)
+    return _Reads(cached, existing, locked, ids)
+
+
+_ENTRY_COLUMNS = (
+    "id",
+    "idempotency_key",
+    "request_hash",
+    "business_date",
+    "value_date",
+    "recorded_at",
+    "description",
+    "metadata_json",
+    "reverses_entry_id",
+    "hold_id",
+    "entry_digest",
+)
+_POSTING_COLUMNS = ("entry_id", "line_no", "account_id", "side", "amount_minor", "currency")
 
 
 def _book_many(
@@ -632,10 +778,16 @@ def _book_many(
     requests: Sequence[_Request],
     *,
     before_apply: Any = None,
+    seal_now: bool = False,
 ) -> tuple[list[int], list[bool]]:
-    """The one booking path: idempotency, locks, checks, rows, balances, seal."""
-    business_date = current_business_date(conn)
-    existing = _existing_keys(conn, [r.spec.idempotency_key for r in requests])
+    """The one booking path: idempotency, locks, checks, rows, balances, seal.
+
+    The seal is written at the end of the transaction (every booking of the
+    transaction in one link), unless `seal_now` asks for it at once (a bulk
+    booking reports its seal number)."""
+    reads = _read_for_booking(conn, requests)
+    business_date = reads.business_date
+    existing = reads.existing
     new_requests: list[_Request] = []
     for request in requests:
         found = existing.get(request.spec.idempotency_key)
@@ -659,81 +811,79 @@ def _book_many(
                 f"{business_date.isoformat()}"
             )
 
-    locked = _lock_accounts(conn, (p.account for r in new_requests for p in r.spec.postings))
+    locked = reads.locked
+    _require_known(sorted({p.account for r in new_requests for p in r.spec.postings}), locked)
     if before_apply is not None:
         before_apply(locked)
     _apply_postings(new_requests, locked)
 
-    new_ids = _allocate_entry_ids(conn, len(new_requests))
+    is_pg = conn.dialect.name == "postgresql"
+    new_ids = reads.ids or _next_ids(conn, len(new_requests))
     recorded_at = utc_timestamp()
     conn.info[_RECORDED_AT] = recorded_at
+    business_iso = business_date.isoformat()
+    # SQLite stores dates as ISO text; psycopg sends date objects as dates.
+    business_value: Any = business_date if is_pg else business_iso
     entry_rows: list[tuple[Any, ...]] = []
     posting_rows: list[tuple[Any, ...]] = []
     digests: list[str] = []
+    id_of_account = {code: account.id for code, account in locked.items()}
     for entry_id, request in zip(new_ids, new_requests, strict=True):
         spec = request.spec
-        header = EntryHeader(
-            id=entry_id,
-            idempotency_key=spec.idempotency_key,
-            request_hash=request.fingerprint,
-            business_date=business_date,
-            value_date=spec.value_date or business_date,
-            recorded_at=recorded_at,
-            description=spec.description,
-            metadata_json=canonical_json(dict(spec.metadata)),
-            reverses_entry_id=request.reverses_entry_id,
-            hold_id=request.hold_id,
-        )
-        lines: list[PostingRow] = [
-            (line_no, locked[p.account].id, p.side.value, p.amount_minor, p.currency.upper())
-            for line_no, p in enumerate(spec.postings, start=1)
-        ]
-        digest = entry_digest(header, lines)
+        lines: list[PostingRow] = []
+        for line_no, p in enumerate(spec.postings, start=1):
+            currency = p.currency if p.currency.isupper() else p.currency.upper()
+            lines.append(
+                (line_no, id_of_account[p.account], p.side.value, p.amount_minor, currency)
+            )
+        if spec.value_date is None:
+            value_iso, value_value = business_iso, business_value
+        else:
+            value_iso = spec.value_date.isoformat()
+            value_value = spec.value_date if is_pg else value_iso
+        digest = sha256(
+            entry_content_of(
+                entry_id,
+                spec.idempotency_key,
+                request.fingerprint,
+                business_iso,
+                value_iso,
+                recorded_at,
+                spec.description,
+                request.metadata_json,
+                request.reverses_entry_id,
+                request.hold_id,
+                lines,
+            ).encode()
+        ).hexdigest()
         digests.append(digest)
         entry_rows.append(
             (
-                header.id,
-                header.idempotency_key,
-                header.request_hash,
-                header.business_date,
-                header.value_date,
-                header.recorded_at,
-                header.description,
-                header.metadata_json,
-                header.reverses_entry_id,
-                header.hold_id,
+                entry_id,
+                spec.idempotency_key,
+                request.fingerprint,
+                business_value,
+                value_value,
+                recorded_at,
+                spec.description,
+                request.metadata_json,
+                request.reverses_entry_id,
+                request.hold_id,
                 digest,
             )
         )
         posting_rows.extend((entry_id, *line) for line in lines)
 
-    insert_rows(
-        conn,
-        "journal_entries",
-        (
-            "id",
-            "idempotency_key",
-            "request_hash",
-            "business_date",
-            "value_date",
-            "recorded_at",
-            "description",
-            "metadata_json",
-            "reverses_entry_id",
-            "hold_id",
-            "entry_digest",
-        ),
-        entry_rows,
-    )
-    insert_rows(
-        conn,
-        "postings",
-        ("entry_id", "line_no", "account_id", "side", "amount_minor", "currency"),
-        posting_rows,
-    )
-    _write_totals(conn, locked.values(), business_date)
-    seal_seq = _seal(conn, new_ids, digests, recorded_at)
-    _announce(conn, new_ids, new_requests, seal_seq)
+    if is_pg and len(posting_rows) < COPY_ROWS_MIN:
+        _send_booking_pg(conn, entry_rows, posting_rows, locked.values(), business_date)
+    else:
+        insert_rows(conn, "journal_entries", _ENTRY_COLUMNS, entry_rows)
+        insert_rows(conn, "postings", _POSTING_COLUMNS, posting_rows)
+        _write_totals(conn, locked.values(), business_date)
+    _add_to_seal(conn, new_ids, digests)
+    if seal_now:
+        _seal_pending(conn)
+    _announce(conn, new_ids, new_requests)
 
     new_id_of = {r.spec.idempotency_key: i for r, i in zip(new_requests, new_ids, strict=True)}
     ids: list[int] = []
@@ -749,11 +899,75 @@ def _book_many(
     return ids, flags
 
 
-def _announce(
-    conn: Connection, new_ids: Sequence[int], new_requests: Sequence[_Request], seal_seq: int
+@lru_cache(maxsize=128)
+def _booking_sql_pg(entries: int, postings: int, changed: int, posted: int) -> str:
+    """PostgreSQL: a booking's rows, its accounts' totals and end-of-day rows in one
+    statement, sent with the COMMIT. Scalar parameters (psycopg adapts a list in
+    Python, a scalar in C); the text depends only on the counts, so the server
+    keeps each shape prepared."""
+
+    def rows(count: int, width: int, first: str | None = None) -> str:
+        plain = "(" + ", ".join(["%s"] * width) + ")"
+        head = first or plain
+        return ", ".join([head] + [plain] * (count - 1))
+
+    parts = [
+        f"e AS (INSERT INTO journal_entries ({', '.join(_ENTRY_COLUMNS)}) "
+        f"VALUES {rows(entries, len(_ENTRY_COLUMNS))})",
+        f"p AS (INSERT INTO postings ({', '.join(_POSTING_COLUMNS)}) "
+        f"VALUES {rows(postings, len(_POSTING_COLUMNS))})",
+    ]
+    if changed:
+        typed = "(" + ", ".join(["%s::bigint"] * 5) + ")"
+        parts.append(
+            "t AS (UPDATE account_balances AS b SET debits_posted = v.dp, "
+            "credits_posted = v.cp, debits_pending = v.dq, credits_pending = v.cq "
+            f"FROM (VALUES {rows(changed, 5, typed)}) AS v(id, dp, cp, dq, cq) "
+            "WHERE b.account_id = v.id)"
+        )
+    main = "SELECT 1"
+    if posted:
+        main = (
+            "INSERT INTO account_daily_balances (account_id, business_date, debits_posted, "
+            f"credits_posted) VALUES {rows(posted, 4)} " + _DAILY_UPSERT
+        )
+    return "WITH " + ", ".join(parts) + " " + main
+
+
+def _send_booking_pg(
+    conn: Connection,
+    entry_rows: Sequence[tuple[Any, ...]],
+    posting_rows: Sequence[tuple[Any, ...]],
+    locked: Iterable[_Locked],
+    business_date: date,
 ) -> None:
-    """Domain events for what was booked: one per entry, or one per large batch."""
+    changed = [a for a in locked if a.totals != a.original]
+    posted = [
+        a
+        for a in changed
+        if (a.totals.debits_posted, a.totals.credits_posted)
+        != (a.original.debits_posted, a.original.credits_posted)
+    ]
+    params: list[Any] = [value for row in entry_rows for value in row]
+    params += [value for row in posting_rows for value in row]
+    for a in changed:
+        t = a.totals
+        params += (a.id, t.debits_posted, t.credits_posted, t.debits_pending, t.credits_pending)
+    for a in posted:
+        params += (a.id, business_date, a.totals.debits_posted, a.totals.credits_posted)
+    sql = _booking_sql_pg(len(entry_rows), len(posting_rows), len(changed), len(posted))
+    send_later(conn, sql, params)
+
+
+def _announce(conn: Connection, new_ids: Sequence[int], new_requests: Sequence[_Request]) -> None:
+    """Domain events for what was booked: one per entry, or one per large batch
+    (sealed already: the event names its seal)."""
     if len(new_ids) > EVENTS_PER_ENTRY_MAX:
+        seal_seq = conn.info.get(_LAST_SEAL)
+        if seal_seq is None:
+            seal_seq = _seal_pending(conn)
+        if not isinstance(seal_seq, int):
+            raise RuntimeError("a booked batch has no seal")
         emit(
             conn,
             "journal_batch.booked",
@@ -789,79 +1003,133 @@ def _announce(
                     for p in request.spec.postings
                 ],
             },
+            plain=True,
         )
     note_result(entry_ids=list(new_ids))
 
 
 def _apply_postings(requests: Sequence[_Request], locked: dict[str, _Locked]) -> None:
     """Apply each entry in order to the locked totals, checking every constraint
-    after each entry (an entry is atomic; its lines are not checked one by one)."""
+    after each entry (an entry is atomic; its lines are not checked one by one).
+
+    Unconstrained accounts only need their final totals: their moves are summed
+    and applied once at the end."""
+    moved: dict[str, list[int]] = {}
     for request in requests:
         touched: list[_Locked] = []
         for p in request.spec.postings:
             account = locked[p.account]
             if account.status is AccountStatus.CLOSED:
                 raise AccountClosed(f"account {p.account} is closed", account=p.account)
-            if account.currency != p.currency.upper():
+            if account.currency != p.currency and account.currency != p.currency.upper():
                 raise CurrencyMismatch(
                     f"account {p.account} is in {account.currency}, the posting is in "
                     f"{p.currency.upper()}",
                     account=p.account,
                 )
+            if account.constraint is BalanceConstraint.NONE:
+                sums = moved.get(p.account)
+                if sums is None:
+                    sums = moved[p.account] = [0, 0]
+                sums[0 if p.side is Side.DEBIT else 1] += p.amount_minor
+                continue
             account.totals = account.totals.posted(p.side, p.amount_minor)
-            if account.constraint is not BalanceConstraint.NONE:
-                touched.append(account)
+            touched.append(account)
         for account in touched:
             check_constraint(account.code, account.totals, account.normal_side, account.constraint)
-
-
-def _allocate_entry_ids(conn: Connection, count: int) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) "
-            "FROM generate_series(1, %s)",
-            (count,),
+    for code, (debits, credits) in moved.items():
+        account = locked[code]
+        t = account.totals
+        account.totals = Totals(
+            t.debits_posted + debits,
+            t.credits_posted + credits,
+            t.debits_pending,
+            t.credits_pending,
         )
-        return sorted(int(r[0]) for r in rows)
+
+
+def _next_ids(conn: Connection, count: int) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        return sorted(int(r[0]) for r in run_now(conn, _IDS_SQL_PG, (count,)))
     # SQLite: the write lock is held since BEGIN IMMEDIATE, so max(id) is ours.
-    top = conn.execute(select(func.coalesce(func.max(journal_entries.c.id), 0))).scalar_one()
+    top = run_now(conn, "SELECT coalesce(max(id), 0) FROM journal_entries")[0][0]
     return list(range(int(top) + 1, int(top) + 1 + count))
 
 
-def _seal(
-    conn: Connection, entry_ids: Sequence[int], digests: Sequence[str], sealed_at: str
-) -> int:
-    """Append one link covering `entry_ids` to the chain. Taken last: the head row
-    is the one lock every booking shares, held only for this and the commit."""
-    order = sorted(range(len(entry_ids)), key=lambda i: entry_ids[i])
-    ids_sorted = [entry_ids[i] for i in order]
-    digests_sorted = [digests[i] for i in order]
-    head_seq, head_hash = conn.execute(
-        select(ledger_chain_head.c.seq, ledger_chain_head.c.seal_hash)
-        .where(ledger_chain_head.c.id == 1)
-        .with_for_update()
-    ).one()
-    seq = int(head_seq) + 1
-    link = seal_hash(seq, head_hash, ids_sorted, digests_sorted)
-    seal_row = (seq, head_hash, link, encode_id_ranges(ids_sorted), len(ids_sorted), sealed_at)
+# --- the seal --------------------------------------------------------------------
+#
+# Every transaction that books appends one link to the chain, covering all its
+# entries, at its very end: the head row is the one lock every booking shares,
+# and it is held only for the seal, the outbox write and the commit (on
+# PostgreSQL those go to the server in one round trip with the COMMIT).
+
+# Entries booked in this transaction and not sealed yet: (ids, digests).
+_UNSEALED = TX_INFO_PREFIX + "unsealed"
+# The seal this transaction wrote last.
+_LAST_SEAL = TX_INFO_PREFIX + "last_seal"
+
+# PostgreSQL computes the link itself (sha256()), from the head row it locks, so
+# the head is read, locked and moved on without a round trip in between. The
+# hashed text is the one seal_hash() hashes: "{seq}:{prev_hash}" + seal_suffix.
+_SEAL_SQL_PG = (
+    "WITH s AS (INSERT INTO ledger_seals (seq, prev_hash, seal_hash, entry_ids, entry_count, "
+    "sealed_at) SELECT h.seq + 1, h.seal_hash, "
+    "encode(sha256(convert_to((h.seq + 1)::text || ':' || h.seal_hash || %s::text, 'UTF8')), "
+    "'hex'), %s, %s, %s FROM ledger_chain_head h WHERE h.id = 1 FOR UPDATE "
+    "RETURNING seq, seal_hash) "
+    "UPDATE ledger_chain_head h SET seq = s.seq, seal_hash = s.seal_hash FROM s "
+    "WHERE h.id = 1 RETURNING s.seq"
+)
+
+
+def _add_to_seal(conn: Connection, entry_ids: Sequence[int], digests: Sequence[str]) -> None:
+    unsealed: list[tuple[int, str]] = conn.info.setdefault(_UNSEALED, [])
+    unsealed.extend(zip(entry_ids, digests, strict=True))
+    before_this_commit(conn, "ledger_seal", _seal_at_commit)
+
+
+def _seal_at_commit(conn: Connection) -> None:
+    _seal_pending(conn, wait_for_seq=False)
+
+
+def _seal_pending(conn: Connection, *, wait_for_seq: bool = True) -> int | None:
+    """Append one link covering the entries booked and not sealed yet in this
+    transaction; returns its number (None when it was left to run with the
+    commit, or when there was nothing to seal)."""
+    unsealed: list[tuple[int, str]] = conn.info.pop(_UNSEALED, [])
+    if not unsealed:
+        return None
+    unsealed.sort()
+    ids = [entry_id for entry_id, _ in unsealed]
+    digests = [digest for _, digest in unsealed]
+    sealed_at = conn.info.get(_RECORDED_AT) or utc_timestamp()
+    id_ranges = encode_id_ranges(ids)
     if conn.dialect.name == "postgresql":
-        # One round trip while every booking waits on the head row.
-        conn.exec_driver_sql(
-            "WITH head AS (UPDATE ledger_chain_head SET seq = %s, seal_hash = %s WHERE id = 1) "
-            "INSERT INTO ledger_seals (seq, prev_hash, seal_hash, entry_ids, entry_count, "
-            "sealed_at) VALUES (%s, %s, %s, %s, %s, %s)",
-            (seq, link, *seal_row),
-        )
+        params = (seal_suffix(ids, digests), id_ranges, len(ids), sealed_at)
+        if not wait_for_seq:
+            send_later(conn, _SEAL_SQL_PG, params)
+            return None
+        rows = run_now(conn, _SEAL_SQL_PG, params)
+        if len(rows) != 1:
+            raise RuntimeError("the chain head is missing")
+        seq = int(rows[0][0])
+        conn.info[_LAST_SEAL] = seq
         return seq
-    insert_rows(
+    head_seq, head_hash = run_now(
+        conn, "SELECT seq, seal_hash FROM ledger_chain_head WHERE id = 1"
+    )[0]
+    seq = int(head_seq) + 1
+    link = seal_hash(seq, head_hash, ids, digests)
+    execute_many(
         conn,
-        "ledger_seals",
-        ("seq", "prev_hash", "seal_hash", "entry_ids", "entry_count", "sealed_at"),
-        [seal_row],
+        "INSERT INTO ledger_seals (seq, prev_hash, seal_hash, entry_ids, entry_count, "
+        "sealed_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(seq, head_hash, link, id_ranges, len(ids), sealed_at)],
     )
-    conn.execute(
-        update(ledger_chain_head).where(ledger_chain_head.c.id == 1).values(seq=seq, seal_hash=link)
+    execute_many(
+        conn, "UPDATE ledger_chain_head SET seq = ?, seal_hash = ? WHERE id = 1", [(seq, link)]
     )
+    conn.info[_LAST_SEAL] = seq
     return seq
 
 
@@ -980,9 +1248,7 @@ def reverse_entry_on(
         metadata={"reverses": entry_id},
     )
     validate_entry(spec)
-    request = _Request(
-        spec, request_fingerprint(spec, reverses=entry_id), reverses_entry_id=entry_id
-    )
+    request = _request(spec, reverses=entry_id)
     already = conn.execute(
         select(journal_entries.c.id, journal_entries.c.idempotency_key).where(
             journal_entries.c.reverses_entry_id == entry_id
@@ -1131,7 +1397,7 @@ def post_hold(
                 metadata={"hold": hold_id},
             )
             validate_entry(spec)
-            request = _Request(spec, request_fingerprint(spec, hold=hold_id), hold_id=hold_id)
+            request = _request(spec, hold=hold_id)
             posted = conn.execute(
                 select(
                     journal_entries.c.id,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import getpass
 import os
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from lendcore.auth.actors import Actor, local_operator
@@ -109,6 +110,143 @@ def before_this_commit(conn: Connection, key: str, finaliser: BeforeCommit) -> N
     finalisers.setdefault(key, finaliser)
 
 
+# --- statements sent with the commit (PostgreSQL) -----------------------------------
+#
+# A write whose result nobody reads need not cost a round trip of its own: on
+# PostgreSQL `send_later` queues it on the connection, and the queue goes to the
+# server in one pipeline, either with the COMMIT (so a booking's rows, its seal,
+# its outbox events and the commit are one round trip) or just before any other
+# statement runs on the connection (a listener flushes it), so reads always see
+# every write before them. On SQLite, in-process, a statement runs at once.
+_QUEUED = TX_INFO_PREFIX + "queued"
+# Tests watch which statements the driver paths send (observe_statements).
+_observers: ContextVar[tuple[list[str], ...]] = ContextVar("statement_observers", default=())
+
+
+@contextmanager
+def observe_statements() -> Iterator[list[str]]:
+    """Collect the SQL text of every statement sent through the driver paths here
+    (send_later, run_together, bulk inserts) while the block runs."""
+    seen: list[str] = []
+    token = _observers.set((*_observers.get(), seen))
+    try:
+        yield seen
+    finally:
+        _observers.reset(token)
+
+
+def note_statement(sql: str) -> None:
+    for seen in _observers.get():
+        seen.append(sql)
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DBAPI connection under `conn` (sqlite3 or psycopg), for prebuilt SQL."""
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise RuntimeError("the connection has no driver connection")
+    return raw
+
+
+def translate_driver_error(conn: Connection, error: Exception, statement: str) -> Exception:
+    """A driver exception as SQLAlchemy would have raised it (IntegrityError, ...), so
+    callers catch one family of errors whichever way a statement was sent."""
+    dbapi = conn.dialect.loaded_dbapi
+    if isinstance(error, dbapi.Error) and not isinstance(error, DBAPIError):
+        return DBAPIError.instance(statement, None, error, dbapi.Error, dialect=conn.dialect)
+    return error
+
+
+@contextmanager
+def driver_errors(conn: Connection, statement: str) -> Iterator[None]:
+    """Raise a driver exception from the block as SQLAlchemy's (translate_driver_error)."""
+    try:
+        yield
+    except Exception as error:
+        translated = translate_driver_error(conn, error, statement)
+        if translated is error:
+            raise
+        raise translated from error
+
+
+def send_later(conn: Connection, sql: str, params: Sequence[Any] | None = None) -> None:
+    """Run a write whose result is not needed: queued on PostgreSQL, at once on SQLite.
+
+    `sql` uses the driver's own placeholders (`?` on SQLite, `%s` on PostgreSQL)."""
+    note_statement(sql)
+    if conn.dialect.name != "postgresql":
+        run_now(conn, sql, params)
+        return
+    queued: list[tuple[str, Sequence[Any] | None]] = conn.info.setdefault(_QUEUED, [])
+    queued.append((sql, params))
+
+
+def run_now(conn: Connection, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+    """Run one statement through the driver (after anything queued); return its rows."""
+    return run_together(conn, [(sql, params)])[0]
+
+
+def run_together(
+    conn: Connection, statements: Sequence[tuple[str, Sequence[Any] | None]]
+) -> list[list[Any]]:
+    """Run statements in order in one round trip (a pipeline on PostgreSQL), after
+    anything queued; return each one's rows ([] for a statement without any)."""
+    raw = driver_connection(conn)
+    queued: list[tuple[str, Sequence[Any] | None]] = conn.info.pop(_QUEUED, [])
+    if _observers.get():
+        for sql, _params in statements:
+            note_statement(sql)
+    current = ""
+    try:
+        if conn.dialect.name != "postgresql":
+            results: list[list[Any]] = []
+            for current, params in statements:
+                cursor = raw.execute(current, params or ())
+                results.append(cursor.fetchall() if cursor.description is not None else [])
+            return results
+        cursors = []
+        with raw.pipeline():
+            if queued:
+                writer = raw.cursor()
+                for current, params in queued:
+                    writer.execute(current, params)
+            for current, params in statements:
+                cursors.append(raw.execute(current, params))
+        return [c.fetchall() if c.description is not None else [] for c in cursors]
+    except Exception as error:
+        translated = translate_driver_error(conn, error, current)
+        if translated is error:
+            raise
+        raise translated from error
+
+
+def flush_queued(conn: Connection) -> None:
+    """Send what `send_later` queued (PostgreSQL), in one round trip."""
+    if conn.info.get(_QUEUED):
+        run_together(conn, [])
+
+
+def _commit_with_queued(conn: Connection) -> None:
+    """PostgreSQL: the queued writes and the COMMIT in one round trip. The
+    transaction block's own commit then finds nothing to do."""
+    queued: list[tuple[str, Sequence[Any] | None]] = conn.info.pop(_QUEUED, [])
+    if not queued:
+        return
+    raw = driver_connection(conn)
+    current = ""
+    try:
+        with raw.pipeline(), raw.cursor() as writer:
+            for current, params in queued:
+                writer.execute(current, params)
+            current = "COMMIT"
+            raw.commit()
+    except Exception as error:
+        translated = translate_driver_error(conn, error, current)
+        if translated is error:
+            raise
+        raise translated from error
+
+
 @contextmanager
 def no_before_commit() -> Iterator[None]:
     """Transactions in this block run no before-commit hooks (a refusal's own record)."""
@@ -172,9 +310,13 @@ class Database:
                 yield conn
                 for hook in _before_commit.get():
                     hook(conn)
-                finalisers: dict[str, BeforeCommit] = conn.info.pop(_FINALISERS, {})
-                for finaliser in finalisers.values():
-                    finaliser(conn)
+                # A finaliser may register another (a seal emits no event, an
+                # event needs none): run until none is left, in registration order.
+                while finalisers := conn.info.pop(_FINALISERS, {}):
+                    for finaliser in finalisers.values():
+                        finaliser(conn)
+                if self.is_postgres:
+                    _commit_with_queued(conn)
             finally:
                 _clear_transaction_info(conn)
 
@@ -216,7 +358,42 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
             )
         _configure_sqlite(engine)
         return engine
-    return create_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(sa_url, pool_size=pool_size, max_overflow=pool_size)
+    _configure_postgres(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle for longer than this is pinged before use.
+PING_AFTER_IDLE_S = 5.0
+_CHECKED_IN_AT = "lendcore_checked_in_at"
+
+
+def _configure_postgres(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # pool_pre_ping would cost every transaction a round trip; a connection
+        # in steady use is known alive, so only one that sat idle is pinged. A
+        # dead one is replaced by the pool (DisconnectionError), as pre-ping does.
+        idle_since = record.info.get(_CHECKED_IN_AT)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_conn.execute("SELECT 1")
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_execute(
+        conn: Connection, _cursor: Any, _sql: Any, _params: Any, _ctx: Any, _many: bool
+    ) -> None:
+        # Writes queued by send_later go first, so a read sees them.
+        if conn.info.get(_QUEUED):
+            flush_queued(conn)
 
 
 def open_database(url: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
