@@ -259,9 +259,15 @@ def validate_entry(spec: EntrySpec) -> None:
         raise InvalidEntry(f"a journal entry may have at most {POSTINGS_PER_ENTRY_MAX} postings")
     net: dict[str, int] = {}
     for posting in spec.postings:
-        validate_amount(posting.amount_minor)
-        signed = posting.amount_minor if posting.side is Side.DEBIT else -posting.amount_minor
-        net[posting.currency.upper()] = net.get(posting.currency.upper(), 0) + signed
+        amount = posting.amount_minor
+        # The common case inline (bulk booking checks every posting); the function
+        # raises the right error for anything else.
+        if type(amount) is not int or amount <= 0 or amount > AMOUNT_MINOR_MAX:
+            validate_amount(amount)
+        currency = posting.currency
+        if not currency.isupper():
+            currency = currency.upper()
+        net[currency] = net.get(currency, 0) + (amount if posting.side is Side.DEBIT else -amount)
     unbalanced = {cur: diff for cur, diff in net.items() if diff != 0}
     if unbalanced:
         detail = ", ".join(
@@ -332,7 +338,8 @@ def fingerprint_content(
         account, currency, amount = p.account, p.currency, p.amount_minor
         if type(account) is not str or type(currency) is not str or type(amount) is not int:
             return reference_fingerprint_content(spec, metadata_json, reverses=reverses, hold=hold)
-        lines.append(f'[{_text(account)},"{p.side.value}",{amount},{_text(currency)}]')
+        side = "D" if p.side is Side.DEBIT else "C" if p.side is Side.CREDIT else p.side.value
+        lines.append(f'[{_text(account)},"{side}",{amount},{_text(currency)}]')
     value_date = "null" if spec.value_date is None else f'"{spec.value_date.isoformat()}"'
     if (
         type(spec.description) is not str

@@ -6,7 +6,7 @@ costs more CPU than the database spends running a small one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -39,14 +39,7 @@ def insert_rows(
         return
     column_list = ", ".join(columns)
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_ROWS_MIN:
-        flush_queued(conn)
-        raw = driver_connection(conn)
-        sql = f"COPY {table} ({column_list}) FROM STDIN"
-        note_statement(sql)
-        with driver_errors(conn, sql), raw.cursor() as cursor, cursor.copy(sql) as copy:
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
+        copy_rows(conn, table, columns, rows)
         return
     if conn.dialect.name == "postgresql":
         row_marks = "(" + placeholders(conn, len(columns)) + ")"
@@ -62,6 +55,23 @@ def insert_rows(
         f"INSERT INTO {table} ({column_list}) VALUES ({placeholders(conn, len(columns))})",
         rows,
     )
+
+
+def copy_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """PostgreSQL: stream `rows` into `table` through COPY (after anything queued).
+
+    `rows` may be a generator: each row goes to the server as it is made, so
+    the server stores rows while the caller computes the next ones."""
+    flush_queued(conn)
+    raw = driver_connection(conn)
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    note_statement(sql)
+    with driver_errors(conn, sql), raw.cursor() as cursor, cursor.copy(sql) as copy:
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
 
 
 def execute_many(conn: Connection, sql_qmark: str, rows: Sequence[Sequence[Any]]) -> None:
