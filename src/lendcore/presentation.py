@@ -11,6 +11,7 @@ from typing import Any
 
 from lendcore.ledger.verify import VerifyReport
 from lendcore.money import currency, format_minor
+from lendcore.schedules.engine import Schedule
 from lendcore.services.approvals import PendingApproval
 from lendcore.services.audit import AuditEntry
 from lendcore.services.identity import ApiKey, User
@@ -223,4 +224,33 @@ def delivery_doc(d: Delivery) -> dict[str, Any]:
         "next_attempt_at": d.next_attempt_at,
         "last_error": d.last_error,
         "delivered_at": d.delivered_at,
+    }
+
+
+def schedule_doc(s: Schedule) -> dict[str, Any]:
+    """A repayment schedule: `lendcore schedule preview --json` and POST /v1/schedules/preview."""
+
+    def money(amount_minor: int) -> str:
+        return format_minor(amount_minor, s.exponent)
+
+    return {
+        "currency": s.currency,
+        "instalments": [
+            {
+                "number": i.number,
+                "due_date": i.due_date.isoformat(),
+                "principal": money(i.principal),
+                "interest": money(i.interest),
+                "fees": money(i.fees),
+                "total": money(i.total),
+                "outstanding": money(i.outstanding),
+            }
+            for i in s.instalments
+        ],
+        "totals": {
+            "principal": money(s.principal),
+            "interest": money(s.interest),
+            "fees": money(s.fees),
+            "total": money(s.total),
+        },
     }

@@ -42,6 +42,7 @@ from lendcore.services import (
     ledger,
     manual_entries,
     publisher,
+    schedules,
     verify,
     webhooks,
 )
@@ -50,6 +51,15 @@ from lendcore.store.database import Database
 from tests.integration.audit_helpers import audit_after, audit_head, count, table_contents
 
 USD = "USD"
+# 10,000.00 at 12 % over 12 months on 30/360: 888.49 a month.
+PREVIEW = schedules.PreviewRequest(
+    "10000",
+    annual_rate="0.12",
+    term=12,
+    day_count="30/360",
+    calendar="none",
+    start=date(2026, 1, 15),
+)
 ROLES: tuple[Role, ...] = tuple(sorted(Role, key=lambda r: r.value))
 Ctx = dict[str, Any]
 
@@ -631,6 +641,17 @@ CASES: tuple[Case, ...] = (
             e.aggregate_id for e in events.list_events(db, event_type="account.opened")
         ],
         lambda ctx, role: ["cash", "equity"],
+    ),
+    # --- schedules
+    Case(
+        schedules.preview_schedule,
+        no_setup,
+        lambda db, ctx, role: (
+            (p := schedules.preview_schedule(db, PREVIEW)).product_code,
+            len(p.schedule.instalments),
+            p.schedule.instalments[0].total,
+        ),
+        lambda ctx, role: ("consumer-annuity", 12, 88_849),
     ),
 )
 

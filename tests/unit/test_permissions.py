@@ -109,6 +109,7 @@ def test_the_auditor_reads_everything_and_changes_nothing() -> None:
         "identity.user.read",
         "ledger.read",
         "ledger.verify",
+        "schedule.preview",
     ]
 
 

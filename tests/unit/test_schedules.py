@@ -23,6 +23,7 @@ import pytest
 import QuantLib as ql
 
 from lendcore.dates import BusinessDayConvention, DayCount, calendar
+from lendcore.errors import InvalidInput
 from lendcore.money import RoundingMode
 from lendcore.schedules.engine import (
     Schedule,
@@ -820,3 +821,11 @@ def test_frequency_names() -> None:
     for bad in ("daily", "every-0-days", "every-400-days", "monthly-ish"):
         with pytest.raises(InvalidTerms):
             frequency(bad)
+
+
+@pytest.mark.parametrize("freq", ["weekly", "monthly", "semi-monthly", "every-30-days"])
+def test_a_schedule_past_the_year_9999_is_refused(freq: str) -> None:
+    t = terms(start=D(9999, 6, 1), frequency=frequency(freq), term=52)
+    with pytest.raises(InvalidInput) as refused:
+        build_schedule(t)
+    assert "9999" in refused.value.message

@@ -12,7 +12,14 @@ from lendcore import __version__
 from lendcore.api import logs, openapi, problems
 from lendcore.api.deps import base_db, refuse_nul
 from lendcore.api.middleware import RequestContext
-from lendcore.api.routes import approvals, audit, identity, ledger, webhooks
+from lendcore.api.routes import (
+    approvals,
+    audit,
+    identity,
+    ledger,
+    schedules,
+    webhooks,
+)
 from lendcore.api.routing import Route
 from lendcore.api.schemas import Health, Readiness
 from lendcore.errors import DatabaseUnavailable
@@ -80,6 +87,6 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
             business_date=today,
         )
 
-    for module in (identity, ledger, approvals, audit, webhooks):
+    for module in (identity, ledger, schedules, approvals, audit, webhooks):
         app.include_router(module.router)
     return app

@@ -186,11 +186,16 @@ _NEAR_BOUNDARY = Decimal("1e-20")
 
 def periods(t: ScheduleTerms) -> list[tuple[date, date]]:
     """(period start, due date) of each instalment, business-day adjusted."""
-    dues = (
-        [t.due(t.term)]
-        if t.amortization is Amortization.BULLET
-        else [t.due(k) for k in range(1, t.term + 1)]
-    )
+    try:
+        dues = (
+            [t.due(t.term)]
+            if t.amortization is Amortization.BULLET
+            else [t.due(k) for k in range(1, t.term + 1)]
+        )
+    except OverflowError:  # days stepped past 9999-12-31 (months refuse by themselves)
+        raise InvalidTerms(
+            f"the schedule from {t.start} runs past the last date there is (9999-12-31)"
+        ) from None
     result: list[tuple[date, date]] = []
     start = t.start
     for due in dues:
