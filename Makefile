@@ -28,6 +28,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/servicing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
