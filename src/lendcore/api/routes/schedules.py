@@ -9,11 +9,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lendcore.api.deps import ActingDb
+from lendcore.api.routing import Route
 from lendcore.api.schemas import AMOUNT_PATTERN, IsoDate, Strict
 from lendcore.presentation import schedule_doc
 from lendcore.services.schedules import PreviewRequest, preview_schedule
 
-router = APIRouter(prefix="/v1", tags=["schedules"])
+router = APIRouter(prefix="/v1", tags=["schedules"], route_class=Route)
 
 Name = Annotated[str | None, Field(max_length=64)]
 Periods = Annotated[int | None, Field(ge=0, le=2_600)]
