@@ -749,6 +749,8 @@ def _read_for_booking(conn: Connection, requests: Sequence[_Request]) -> _Reads:
     Unknown accounts are simply missing from `locked` (a replay needs none)."""
     keys = [r.spec.idempotency_key for r in requests]
     codes = sorted({p.account for r in requests for p in r.spec.postings})
+    if conn.dialect.name == "postgresql" and len(keys) == 1 and len(codes) <= SHORT_LIST_MAX:
+        return _read_one_pg(conn, keys[0], codes)
     cached = cached_business_date(conn)
     # One entry: its id comes in the same round trip (a replay wastes one number
     # of the sequence, as a rolled-back booking does). A batch draws its ids once
@@ -780,6 +782,34 @@ def _read_for_booking(conn: Connection, requests: Sequence[_Request]) -> _Reads:
     at = first + len(key_statements)
     locked = _to_locked(row for rows in results[at:] for row in rows)
     return _Reads(cached, existing, locked, ids)
+
+
+@lru_cache(maxsize=SHORT_LIST_MAX)
+def _read_one_sql_pg(accounts_count: int) -> str:
+    """PostgreSQL, one entry: business date, a new entry id, the entry booked
+    already under the key (if any) and the locked accounts, in one statement
+    (one row per account; the first columns repeat)."""
+    marks = ", ".join(["%s"] * accounts_count)
+    return (
+        "WITH d AS (SELECT business_date, "
+        "nextval(pg_get_serial_sequence('journal_entries', 'id')) AS next_id "
+        "FROM institution WHERE id = 1), "
+        "k AS (SELECT id, request_hash FROM journal_entries WHERE idempotency_key = %s), "
+        "l AS (" + _LOCK_SQL_PG.format(codes=f"IN ({marks})") + ") "
+        "SELECT d.business_date, d.next_id, k.id, k.request_hash, l.* "
+        "FROM d LEFT JOIN k ON true LEFT JOIN l ON true"
+    )
+
+
+def _read_one_pg(conn: Connection, key: str, codes: Sequence[str]) -> _Reads:
+    rows = run_now(conn, _read_one_sql_pg(len(codes)), (key, *codes))
+    if not rows:
+        raise RuntimeError("the institution row is missing")
+    first = rows[0]
+    business_date = remember_business_date(conn, first[0])
+    existing = {} if first[2] is None else {key: (int(first[2]), str(first[3]))}
+    locked = _to_locked(row[4:] for row in rows if row[4] is not None)
+    return _Reads(business_date, existing, locked, [int(first[1])])
 
 
 _ENTRY_COLUMNS = (

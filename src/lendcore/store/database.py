@@ -190,7 +190,8 @@ def run_together(
     conn: Connection, statements: Sequence[tuple[str, Sequence[Any] | None]]
 ) -> list[list[Any]]:
     """Run statements in order in one round trip (a pipeline on PostgreSQL), after
-    anything queued; return each one's rows ([] for a statement without any)."""
+    anything queued; return each one's rows. Each statement must return rows (a
+    SELECT, or a write with RETURNING): a write without is for send_later."""
     raw = driver_connection(conn)
     queued: list[tuple[str, Sequence[Any] | None]] = conn.info.pop(_QUEUED, [])
     if _observers.get():
@@ -201,9 +202,12 @@ def run_together(
         if conn.dialect.name != "postgresql":
             results: list[list[Any]] = []
             for current, params in statements:
-                cursor = raw.execute(current, params or ())
-                results.append(cursor.fetchall() if cursor.description is not None else [])
+                results.append(raw.execute(current, params or ()).fetchall())
             return results
+        if len(statements) == 1 and not queued:
+            # One statement: no pipeline to set up.
+            current, params = statements[0]
+            return [raw.execute(current, params).fetchall()]
         cursors = []
         with raw.pipeline():
             if queued:
@@ -212,7 +216,7 @@ def run_together(
                     writer.execute(current, params)
             for current, params in statements:
                 cursors.append(raw.execute(current, params))
-        return [c.fetchall() if c.description is not None else [] for c in cursors]
+        return [c.fetchall() for c in cursors]
     except Exception as error:
         translated = translate_driver_error(conn, error, current)
         if translated is error:
@@ -222,8 +226,19 @@ def run_together(
 
 def flush_queued(conn: Connection) -> None:
     """Send what `send_later` queued (PostgreSQL), in one round trip."""
-    if conn.info.get(_QUEUED):
-        run_together(conn, [])
+    queued: list[tuple[str, Sequence[Any] | None]] = conn.info.pop(_QUEUED, [])
+    if not queued:
+        return
+    raw = driver_connection(conn)
+    current = ""
+    with driver_errors(conn, current):
+        if len(queued) == 1:
+            current, params = queued[0]
+            raw.execute(current, params)
+            return
+        with raw.pipeline(), raw.cursor() as writer:
+            for current, params in queued:
+                writer.execute(current, params)
 
 
 def _commit_with_queued(conn: Connection) -> None:
