@@ -16,6 +16,7 @@ from lendcore.services.approvals import PendingApproval
 from lendcore.services.audit import AuditEntry
 from lendcore.services.identity import ApiKey, User
 from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
+from lendcore.services.products import ProductSubmission, StoredProduct
 from lendcore.services.webhooks import Delivery, Webhook
 
 
@@ -253,4 +254,39 @@ def schedule_doc(s: Schedule) -> dict[str, Any]:
             "fees": money(s.fees),
             "total": money(s.total),
         },
+    }
+
+
+def product_version_doc(p: StoredProduct) -> dict[str, Any]:
+    """A stored product version without its settings (lists, version histories)."""
+    product = p.product
+    return {
+        "code": p.code,
+        "version": p.version,
+        "name": product.name,
+        "currency": product.currency,
+        "amortization": product.amortization.value,
+        "frequency": product.frequency,
+        "interest_method": product.interest.method.value,
+        "digest": p.digest,
+        "loaded_by": p.loaded_by,
+        "approved_by": p.approved_by,
+        "business_date": p.business_date,
+        "created_at": p.created_at,
+    }
+
+
+def product_doc(p: StoredProduct) -> dict[str, Any]:
+    """A stored product version with all its settings (amounts as decimal strings)."""
+    return {**product_version_doc(p), "definition": p.product.model_dump(mode="json")}
+
+
+def product_submission_doc(s: ProductSubmission) -> dict[str, Any]:
+    return {
+        "outcome": s.outcome,
+        "code": s.code,
+        "digest": s.digest,
+        "changes": list(s.changes),
+        "approval": None if s.approval is None else approval_doc(s.approval),
+        "current": None if s.current is None else product_version_doc(s.current),
     }

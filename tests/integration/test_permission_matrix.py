@@ -16,6 +16,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from lendcore.ledger.model import (
     PostingSpec,
     Side,
 )
+from lendcore.products.model import Product, load_product_text
 from lendcore.services import (
     approvals,
     audit,
@@ -41,6 +43,7 @@ from lendcore.services import (
     identity,
     ledger,
     manual_entries,
+    products,
     publisher,
     schedules,
     verify,
@@ -51,6 +54,7 @@ from lendcore.store.database import Database
 from tests.integration.audit_helpers import audit_after, audit_head, count, table_contents
 
 USD = "USD"
+EXAMPLES = Path(__file__).parents[2] / "src" / "lendcore" / "products" / "examples"
 # 10,000.00 at 12 % over 12 months on 30/360: 888.49 a month.
 PREVIEW = schedules.PreviewRequest(
     "10000",
@@ -174,6 +178,20 @@ def pending_manual_entry(db: Database) -> Ctx:
     pending = manual_entries.submit_manual_entry(db, transfer("by-operator", "equity", "cash", 5))
     ctx["approval_id"] = pending.id
     return ctx
+
+
+def product_document(code: str) -> Product:
+    path = EXAMPLES / "consumer-annuity.yaml"
+    return load_product_text(path.read_text().replace("code: consumer-annuity", f"code: {code}"))
+
+
+def one_product(db: Database) -> Ctx:
+    """consumer-annuity version 1: loaded by the operator, approved by the risk manager."""
+    pending = products.submit_product(db, product_document("consumer-annuity")).approval
+    assert pending is not None
+    checker = db.acting_as(identity.actor_for_username(db, username(Role.RISK_MANAGER)))
+    approvals.approve(checker, pending.id)
+    return no_setup(db)
 
 
 def moved_by(db: Database, move: Callable[[Database, Any], date], arg: Any) -> timedelta:
@@ -542,6 +560,45 @@ CASES: tuple[Case, ...] = (
             a.payload["entry_id"],
         ),
         lambda ctx, role: ("ledger.reversal", "pending", username(role), ctx["entry_id"]),
+    ),
+    # --- products (the maker's step of a change, and reads)
+    Case(
+        products.submit_product,
+        no_setup,
+        lambda db, ctx, role: (
+            (
+                s := products.submit_product(
+                    db, product_document(f"p-{role.value.replace('_', '-')}")
+                )
+            ).outcome,
+            None if s.approval is None else (s.approval.command, s.approval.status),
+            None if s.approval is None else s.approval.maker,
+        ),
+        lambda ctx, role: ("submitted", ("product.change", "pending"), username(role)),
+    ),
+    Case(
+        products.get_product,
+        one_product,
+        lambda db, ctx, role: (
+            (p := products.get_product(db, "consumer-annuity")).code,
+            p.version,
+            p.approved_by,
+        ),
+        lambda ctx, role: ("consumer-annuity", 1, username(Role.RISK_MANAGER)),
+    ),
+    Case(
+        products.list_products,
+        one_product,
+        lambda db, ctx, role: [(p.code, p.version) for p in products.list_products(db)],
+        lambda ctx, role: [("consumer-annuity", 1)],
+    ),
+    Case(
+        products.product_versions,
+        one_product,
+        lambda db, ctx, role: [
+            p.version for p in products.product_versions(db, "consumer-annuity")
+        ],
+        lambda ctx, role: [1],
     ),
     # --- approvals (reads; approve and reject: see EXCLUDED)
     Case(

@@ -109,6 +109,7 @@ def test_the_auditor_reads_everything_and_changes_nothing() -> None:
         "identity.user.read",
         "ledger.read",
         "ledger.verify",
+        "product.read",
         "schedule.preview",
     ]
 
@@ -129,10 +130,13 @@ def test_admin_never_moves_money() -> None:
 def test_manual_entries_and_reversals_need_a_second_accountant() -> None:
     needs_approval = {k: (r.roles, r.approvers) for k, r in TABLE.items() if r.needs_approval}
     accountants = frozenset({Role.ACCOUNTANT})
-    assert needs_approval == {
-        "ledger.manual_entry": (accountants, accountants),
-        "ledger.reversal": (accountants, accountants),
-    }
+    assert needs_approval["ledger.manual_entry"] == (accountants, accountants)
+    assert needs_approval["ledger.reversal"] == (accountants, accountants)
+    # A product change: loaded by a risk manager or an admin, approved by a risk manager.
+    assert needs_approval["product.change"] == (
+        frozenset({Role.RISK_MANAGER, Role.ADMIN}),
+        frozenset({Role.RISK_MANAGER}),
+    )
 
 
 # --- authorize ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 # Naming convention so constraint names are the same on both databases and
@@ -356,6 +357,28 @@ idempotency_records = Table(
 )
 
 
+# --- products: versioned definitions; a change is a new version, never an update ----------
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Canonical JSON (sorted keys, no spaces) of the validated product.
+    Column("definition_json", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("loaded_by", String(100), nullable=False),
+    Column("approved_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("code", "version"),
+    CheckConstraint("version >= 1", name="version_positive"),
+)
+
+
 # Tables the database itself keeps append-only (triggers in the migration).
 APPEND_ONLY_TABLES: tuple[str, ...] = (
     "journal_entries",
@@ -363,4 +386,5 @@ APPEND_ONLY_TABLES: tuple[str, ...] = (
     "ledger_seals",
     "audit_log",
     "outbox_events",
+    "products",
 )
