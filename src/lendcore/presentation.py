@@ -16,6 +16,7 @@ from lendcore.services.approvals import PendingApproval
 from lendcore.services.audit import AuditEntry
 from lendcore.services.identity import ApiKey, User
 from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
+from lendcore.services.loans import LoanSummary, LoanView
 from lendcore.services.products import ProductSubmission, StoredProduct
 from lendcore.services.webhooks import Delivery, Webhook
 
@@ -228,35 +229,6 @@ def delivery_doc(d: Delivery) -> dict[str, Any]:
     }
 
 
-def schedule_doc(s: Schedule) -> dict[str, Any]:
-    """A repayment schedule: `lendcore schedule preview --json` and POST /v1/schedules/preview."""
-
-    def money(amount_minor: int) -> str:
-        return format_minor(amount_minor, s.exponent)
-
-    return {
-        "currency": s.currency,
-        "instalments": [
-            {
-                "number": i.number,
-                "due_date": i.due_date.isoformat(),
-                "principal": money(i.principal),
-                "interest": money(i.interest),
-                "fees": money(i.fees),
-                "total": money(i.total),
-                "outstanding": money(i.outstanding),
-            }
-            for i in s.instalments
-        ],
-        "totals": {
-            "principal": money(s.principal),
-            "interest": money(s.interest),
-            "fees": money(s.fees),
-            "total": money(s.total),
-        },
-    }
-
-
 def product_version_doc(p: StoredProduct) -> dict[str, Any]:
     """A stored product version without its settings (lists, version histories)."""
     product = p.product
@@ -289,4 +261,154 @@ def product_submission_doc(s: ProductSubmission) -> dict[str, Any]:
         "changes": list(s.changes),
         "approval": None if s.approval is None else approval_doc(s.approval),
         "current": None if s.current is None else product_version_doc(s.current),
+    }
+
+
+def loan_summary_doc(s: LoanSummary) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "product": s.product_code,
+        "product_version": s.product_version,
+        "currency": s.currency,
+        "borrower": s.borrower,
+        "approved": amount(s.approved_minor, s.currency),
+        "status": s.status,
+        "principal_outstanding": amount(s.principal_outstanding_minor, s.currency),
+        "overdue": amount(s.overdue_minor, s.currency),
+        "days_past_due": s.days_past_due,
+        "state_as_of": iso(s.state_as_of),
+    }
+
+
+def loan_doc(v: LoanView) -> dict[str, Any]:
+    """A loan whole: contract, balances, arrears, schedule with paid and unpaid, history."""
+    cur = v.currency
+    st = v.state
+
+    def money(value: int) -> str:
+        return amount(value, cur)
+
+    def parts(values: dict[str, int]) -> dict[str, str]:
+        return {k: money(n) for k, n in values.items()}
+
+    t = v.terms
+    return {
+        "id": v.id,
+        "product": v.product_code,
+        "product_version": v.product_version,
+        "currency": cur,
+        "borrower": v.borrower,
+        "approved": money(v.approved_minor),
+        "terms": {
+            "annual_rate": str(t.annual_rate),
+            "term": t.term,
+            "frequency": t.frequency.name,
+            "day_count": t.day_count.value,
+            "method": t.method.value,
+            "amortization": t.amortization.value,
+            "start": iso(t.start),
+            "first_repayment": iso(t.first_repayment),
+        },
+        "status": st.status.value,
+        "as_of": iso(st.as_of),
+        "balances": {
+            "disbursed": money(st.disbursed),
+            "principal_outstanding": money(st.principal_outstanding),
+            "interest_accrued": money(st.interest_accrued),
+            "overdue": money(st.overdue),
+            "overpayment": money(st.overpayment),
+            "payoff": money(max(st.payoff, 0)),
+        },
+        "arrears": {
+            "days_past_due": st.days_past_due,
+            "bucket": st.bucket,
+            "overdue_by_component": parts(st.overdue_by_component),
+        },
+        "closed_on": iso(st.closed_on),
+        "written_off_on": iso(st.written_off_on),
+        "instalments": [
+            {
+                "number": i.number,
+                "due_date": iso(i.due_date),
+                "principal": money(i.principal),
+                "interest": money(i.interest),
+                "fees": money(i.fees),
+                "penalties": money(i.penalties),
+                "total": money(i.total),
+                "paid": parts(i.paid),
+                "waived": parts(i.waived),
+                "outstanding": money(i.outstanding),
+                "status": instalment_status(i.outstanding, i.fallen_due, i.due_date, st.as_of),
+            }
+            for i in st.instalments
+        ],
+        "history": [
+            {
+                "seq": h.seq,
+                "kind": h.kind,
+                "value_date": iso(h.value_date),
+                "business_date": iso(h.business_date),
+                "amount": money(h.amount_minor),
+                "details": dict(h.payload),
+                "entry_id": h.entry_id,
+                "actor": h.actor,
+                "recorded_at": h.created_at,
+            }
+            for h in v.history
+        ],
+        "allocations": [
+            {
+                "seq": a.seq,
+                "value_date": iso(a.value_date),
+                "amount": money(a.amount),
+                "penalty": money(a.penalty),
+                "fee": money(a.fee),
+                "interest": money(a.interest),
+                "principal": money(a.principal + a.prepaid_principal),
+                "overpayment": money(a.overpayment),
+                "recovery": money(a.recovery),
+            }
+            for a in st.allocations
+        ],
+        "ledger": {
+            "positions": parts(st.positions),
+            "posted": parts(dict(v.posted)),
+        },
+    }
+
+
+def instalment_status(outstanding: int, fallen_due: bool, due: date, as_of: date) -> str:
+    if outstanding == 0 and fallen_due:
+        return "paid"
+    if not fallen_due:
+        return "future"
+    return "overdue" if due < as_of else "due"
+
+
+def schedule_doc(s: Schedule) -> dict[str, Any]:
+    """A repayment schedule: `lendcore schedule preview --json` and POST /v1/schedules/preview."""
+
+    def money(amount_minor: int) -> str:
+        return format_minor(amount_minor, s.exponent)
+
+    return {
+        "currency": s.currency,
+        "instalments": [
+            {
+                "number": i.number,
+                "due_date": i.due_date.isoformat(),
+                "principal": money(i.principal),
+                "interest": money(i.interest),
+                "fees": money(i.fees),
+                "total": money(i.total),
+                "outstanding": money(i.outstanding),
+            }
+            for i in s.instalments
+        ],
+        "totals": {
+            "principal": money(s.principal),
+            "interest": money(s.interest),
+            "fees": money(s.fees),
+            "total": money(s.total),
+        },
     }

@@ -178,10 +178,15 @@ def test_installed_command_demo_and_env_var(tmp_path: Path) -> None:
     db_file = tmp_path / "demo.db"
     env = {**os.environ, "LENDCORE_DB_URL": f"sqlite:///{db_file}"}
     done = subprocess.run(
-        [lendcore_bin(), "demo"], env=env, capture_output=True, text=True, timeout=120
+        [lendcore_bin(), "demo", "--loans", "6", "--days", "40"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "Trial balance" in done.stdout
+    assert "Trial balance" in done.stdout and "Portfolio" in done.stdout
+    assert "Loans booked: 6" in done.stdout
     assert db_file.exists()
     verify = subprocess.run(
         [lendcore_bin(), "ledger", "verify", "--json"],
@@ -193,12 +198,17 @@ def test_installed_command_demo_and_env_var(tmp_path: Path) -> None:
     assert verify.returncode == 0
     report = json.loads(verify.stdout)
     assert report["ok"] is True
-    assert report["entries_checked"] == 9
+    booked = report["entries_checked"]
+    assert booked > 6
     again = subprocess.run(
         [lendcore_bin(), "demo"], env=env, capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0
-    assert "entries booked: 0" in again.stdout
+    assert "nothing booked again" in again.stdout
+    verify_again = subprocess.run(
+        [lendcore_bin(), "ledger", "verify", "--json"], env=env, capture_output=True, text=True
+    )
+    assert json.loads(verify_again.stdout)["entries_checked"] == booked
 
 
 def test_unsupported_url_is_a_clear_error() -> None:

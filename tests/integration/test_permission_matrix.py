@@ -42,6 +42,7 @@ from lendcore.services import (
     events,
     identity,
     ledger,
+    loans,
     manual_entries,
     products,
     publisher,
@@ -49,12 +50,13 @@ from lendcore.services import (
     verify,
     webhooks,
 )
+from lendcore.services.approvals import PendingApproval
 from lendcore.services.clock import current_business_date
 from lendcore.store.database import Database
 from tests.integration.audit_helpers import audit_after, audit_head, count, table_contents
+from tests.integration.loan_helpers import open_lender
 
 USD = "USD"
-EXAMPLES = Path(__file__).parents[2] / "src" / "lendcore" / "products" / "examples"
 # 10,000.00 at 12 % over 12 months on 30/360: 888.49 a month.
 PREVIEW = schedules.PreviewRequest(
     "10000",
@@ -64,6 +66,7 @@ PREVIEW = schedules.PreviewRequest(
     calendar="none",
     start=date(2026, 1, 15),
 )
+EXAMPLES = Path(__file__).parents[2] / "src" / "lendcore" / "products" / "examples"
 ROLES: tuple[Role, ...] = tuple(sorted(Role, key=lambda r: r.value))
 Ctx = dict[str, Any]
 
@@ -192,6 +195,20 @@ def one_product(db: Database) -> Ctx:
     checker = db.acting_as(identity.actor_for_username(db, username(Role.RISK_MANAGER)))
     approvals.approve(checker, pending.id)
     return no_setup(db)
+
+
+def one_loan(db: Database) -> Ctx:
+    """A funded lender, the consumer-annuity product and one disbursed loan of 5,000.00."""
+    lender = open_lender(db)
+    loan = loans.disburse(
+        lender.servicing,
+        loans.book_loan(lender.servicing, "consumer-annuity", "5000.00", term=6).id,
+    )
+    return {**no_setup(db), "loan_id": loan.id}
+
+
+def pending_summary(p: PendingApproval) -> tuple[str, str, str]:
+    return (p.command, p.status, p.maker)
 
 
 def moved_by(db: Database, move: Callable[[Database, Any], date], arg: Any) -> timedelta:
@@ -599,6 +616,84 @@ CASES: tuple[Case, ...] = (
             p.version for p in products.product_versions(db, "consumer-annuity")
         ],
         lambda ctx, role: [1],
+    ),
+    # --- loans
+    Case(
+        loans.book_loan,
+        one_loan,
+        lambda db, ctx, role: (
+            (v := loans.book_loan(db, "consumer-annuity", "1000.00", term=6)).state.status.value,
+            v.approved_minor,
+        ),
+        lambda ctx, role: ("approved", 100_000),
+    ),
+    Case(
+        loans.disburse,
+        lambda db: {
+            **one_loan(db),
+            "new": loans.book_loan(db, "consumer-annuity", "1000.00", term=6).id,
+        },
+        lambda db, ctx, role: loans.disburse(db, ctx["new"]).state.status.value,
+        lambda ctx, role: "active",
+    ),
+    Case(
+        loans.repay,
+        one_loan,
+        lambda db, ctx, role: (
+            loans.repay(db, ctx["loan_id"], "10.00", "USD").state.allocations[-1].amount
+        ),
+        lambda ctx, role: 1_000,
+    ),
+    Case(
+        loans.reverse_repayment,
+        lambda db: {
+            **(c := one_loan(db)),
+            "seq": loans.repay(db, c["loan_id"], "10.00", "USD").history[-1].seq,
+        },
+        lambda db, ctx, role: (
+            loans.reverse_repayment(db, ctx["loan_id"], ctx["seq"], "bounced").history[-1].kind
+        ),
+        lambda ctx, role: "repayment-reversal",
+    ),
+    Case(
+        loans.waive,
+        one_loan,
+        lambda db, ctx, role: pending_summary(loans.waive(db, ctx["loan_id"], "interest", "1.00")),
+        lambda ctx, role: ("loan.waive", "pending", username(role)),
+    ),
+    Case(
+        loans.reschedule,
+        one_loan,
+        lambda db, ctx, role: pending_summary(loans.reschedule(db, ctx["loan_id"], extend_by=2)),
+        lambda ctx, role: ("loan.reschedule", "pending", username(role)),
+    ),
+    Case(
+        loans.write_off,
+        one_loan,
+        lambda db, ctx, role: pending_summary(loans.write_off(db, ctx["loan_id"], "fraud")),
+        lambda ctx, role: ("loan.write_off", "pending", username(role)),
+    ),
+    Case(
+        loans.accrue_book,
+        one_loan,
+        lambda db, ctx, role: loans.accrue_book(db).loans_seen,
+        lambda ctx, role: 1,
+    ),
+    Case(
+        loans.get_loan,
+        one_loan,
+        lambda db, ctx, role: (
+            (v := loans.get_loan(db, ctx["loan_id"])).id,
+            v.state.status.value,
+            v.state.disbursed,
+        ),
+        lambda ctx, role: (ctx["loan_id"], "active", 500_000),
+    ),
+    Case(
+        loans.list_loans,
+        one_loan,
+        lambda db, ctx, role: [(s.id, s.status) for s in loans.list_loans(db)],
+        lambda ctx, role: [(ctx["loan_id"], "active")],
     ),
     # --- approvals (reads; approve and reject: see EXCLUDED)
     Case(

@@ -109,6 +109,7 @@ def test_the_auditor_reads_everything_and_changes_nothing() -> None:
         "identity.user.read",
         "ledger.read",
         "ledger.verify",
+        "loan.read",
         "product.read",
         "schedule.preview",
     ]
@@ -121,6 +122,14 @@ def test_admin_never_moves_money() -> None:
         "ledger.hold.place",
         "ledger.hold.post",
         "ledger.hold.void",
+        "loan.book",
+        "loan.disburse",
+        "loan.repay",
+        "loan.repayment.reverse",
+        "loan.waive",
+        "loan.reschedule",
+        "loan.write_off",
+        "loan.accrue",
     }
     assert moves_money <= set(TABLE)
     assert sorted(k for k in moves_money if Role.ADMIN in TABLE[k].roles) == []
@@ -274,3 +283,20 @@ def test_same_person_is_reflexive(a: Actor) -> None:
 def test_same_person_is_transitive(a: Actor, b: Actor, c: Actor) -> None:
     if a.same_person(b) and b.same_person(c):
         assert a.same_person(c) is True
+
+
+def test_loan_changes_that_forgo_money_need_a_credit_decision() -> None:
+    """Waivers, reschedules and write-offs: servicing asks, someone with credit
+    authority decides (never the maker: the shared mechanism refuses that)."""
+    needs_approval = {k: (r.roles, r.approvers) for k, r in TABLE.items() if r.needs_approval}
+    servicing = frozenset({Role.SERVICING})
+    assert needs_approval["loan.waive"] == (
+        servicing,
+        frozenset({Role.CREDIT_APPROVER, Role.RISK_MANAGER}),
+    )
+    assert needs_approval["loan.reschedule"] == (servicing, frozenset({Role.CREDIT_APPROVER}))
+    assert needs_approval["loan.write_off"] == (
+        servicing,
+        frozenset({Role.CREDIT_APPROVER, Role.RISK_MANAGER}),
+    )
+    assert "loan.repay" not in needs_approval

@@ -17,6 +17,7 @@ from lendcore.api.routes import (
     audit,
     identity,
     ledger,
+    loans,
     products,
     schedules,
     webhooks,
@@ -88,6 +89,6 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
             business_date=today,
         )
 
-    for module in (identity, ledger, products, schedules, approvals, audit, webhooks):
+    for module in (identity, ledger, products, loans, schedules, approvals, audit, webhooks):
         app.include_router(module.router)
     return app

@@ -21,6 +21,7 @@ from lendcore.cli.demo import demo_command
 from lendcore.cli.events import events_app, webhook_app
 from lendcore.cli.identity import apikey_app, user_app
 from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
+from lendcore.cli.loans import loan_app
 from lendcore.cli.products import product_app
 from lendcore.cli.schedule import schedule_app
 from lendcore.errors import LendcoreError
@@ -138,6 +139,7 @@ app.add_typer(entry_app, name="entry")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(product_app, name="product")
+app.add_typer(loan_app, name="loan")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")

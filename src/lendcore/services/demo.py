@@ -1,178 +1,197 @@
-"""The demo job: a small lender's first days, booked through the real ledger.
+"""The demo job: a small lender's first months, through the real commands.
 
-Until servicing and end of day arrive, the demo opens a chart of accounts and
-books what a lender books: capital and a funding line, loan disbursements with
-a deducted fee, daily interest accrual and repayments. Every entry carries an
-idempotency key, so running the demo again books nothing twice.
+Two risk managers load and approve the example products (maker-checker), an
+accountant opens their accounts and the capital, servicing books and disburses
+a few dozen loans, and the book lives day by day: borrowers pay on time, late
+or not at all (a seeded draw, so every run tells the same story), one payment
+is backdated, one bounces and is reversed, interest and dues are recognised
+every night, and a defaulted loan is written off with a second person's
+approval. End of day over the whole book arrives with its own issue; until
+then the nightly step is `loans.accrue_book`.
+
+Running the demo on a database that has it already changes nothing.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
 
-from lendcore.errors import AccountExists
-from lendcore.ledger.model import (
-    AccountSpec,
-    AccountType,
-    BalanceConstraint,
-    EntrySpec,
-    PostingSpec,
-    Side,
-)
+from sqlalchemy import func, select
+
+from lendcore.errors import LendcoreError
+from lendcore.ledger.model import AccountSpec, AccountType, EntrySpec, PostingSpec, Side
+from lendcore.products.chart import chart_for
+from lendcore.products.model import Product, load_product_text
+from lendcore.services import approvals, identity, ledger, loans, products
 from lendcore.services import business_date as business_date_service
-from lendcore.services import ledger as ledger_service
 from lendcore.store.database import Database
+from lendcore.store.schema import journal_entries
 
-CURRENCY = "USD"
-
-CHART: tuple[AccountSpec, ...] = (
-    AccountSpec(
-        "1000",
-        "Cash at bank",
-        AccountType.ASSET,
-        CURRENCY,
-        balance_constraint=BalanceConstraint.NON_NEGATIVE,
-    ),
-    AccountSpec("1100", "Loans and advances", AccountType.ASSET, CURRENCY),
-    AccountSpec(
-        "1110", "Loan principal receivable", AccountType.ASSET, CURRENCY, parent_code="1100"
-    ),
-    AccountSpec("1120", "Interest receivable", AccountType.ASSET, CURRENCY, parent_code="1100"),
-    AccountSpec("2000", "Borrowings: senior funding line", AccountType.LIABILITY, CURRENCY),
-    AccountSpec("2100", "Borrower overpayments (suspense)", AccountType.LIABILITY, CURRENCY),
-    AccountSpec("3000", "Share capital", AccountType.EQUITY, CURRENCY),
-    AccountSpec("4000", "Interest income", AccountType.INCOME, CURRENCY),
-    AccountSpec("4100", "Fee income", AccountType.INCOME, CURRENCY),
-)
-
-
-def _entry(key: str, description: str, *lines: tuple[Side, str, int]) -> EntrySpec:
-    return EntrySpec(
-        idempotency_key=f"demo:{key}",
-        postings=tuple(PostingSpec(code, side, minor, CURRENCY) for side, code, minor in lines),
-        description=description,
-    )
-
-
-D, C = Side.DEBIT, Side.CREDIT
-
-# (days to advance before booking, entries): amounts in cents.
-DAYS: tuple[tuple[int, tuple[EntrySpec, ...]], ...] = (
-    (
-        0,
-        (
-            _entry(
-                "capital",
-                "Shareholders pay in capital",
-                (D, "1000", 50_000_000),
-                (C, "3000", 50_000_000),
-            ),
-            _entry(
-                "funding",
-                "Draw on the senior funding line",
-                (D, "1000", 150_000_000),
-                (C, "2000", 150_000_000),
-            ),
-        ),
-    ),
-    (
-        1,
-        (
-            _entry(
-                "disburse:L-0001",
-                "Disburse loan L-0001, 2% fee deducted",
-                (D, "1110", 1_000_000),
-                (C, "1000", 980_000),
-                (C, "4100", 20_000),
-            ),
-            _entry(
-                "disburse:L-0002",
-                "Disburse loan L-0002, 2% fee deducted",
-                (D, "1110", 2_500_000),
-                (C, "1000", 2_450_000),
-                (C, "4100", 50_000),
-            ),
-            _entry(
-                "disburse:L-0003",
-                "Disburse loan L-0003, 2% fee deducted",
-                (D, "1110", 750_000),
-                (C, "1000", 735_000),
-                (C, "4100", 15_000),
-            ),
-        ),
-    ),
-    (
-        30,
-        (
-            _entry(
-                "accrue:month-1",
-                "Interest accrued for the month",
-                (D, "1120", 42_397),
-                (C, "4000", 42_397),
-            ),
-            _entry(
-                "repay:L-0001:1",
-                "Repayment L-0001: interest then principal",
-                (D, "1000", 88_849),
-                (C, "1120", 10_000),
-                (C, "1110", 78_849),
-            ),
-            _entry(
-                "repay:L-0002:1",
-                "Repayment L-0002: interest then principal",
-                (D, "1000", 222_123),
-                (C, "1120", 25_000),
-                (C, "1110", 197_123),
-            ),
-            _entry(
-                "repay:L-0003:1",
-                "Repayment L-0003 with an overpayment to suspense",
-                (D, "1000", 80_000),
-                (C, "1120", 7_397),
-                (C, "1110", 64_213),
-                (C, "2100", 8_390),
-            ),
-        ),
-    ),
-)
+EXAMPLES = Path(__file__).resolve().parents[1] / "products" / "examples"
+DEMO_PRODUCTS = ("consumer-annuity", "working-capital-bullet", "microloan-weekly-flat")
+LOANS = 36
+DAYS = 150
+SEED = 20261126
+CAPITAL_MINOR = {"USD": 5_000_000_00, "KES": 50_000_000_00}
 
 
 @dataclass(frozen=True, slots=True)
 class DemoResult:
-    accounts_opened: int
-    entries_booked: int
-    entries_replayed: int
+    already_run: bool
+    loans_booked: int
+    repayments: int
+    days: int
+    ledger_entries: int
 
 
-def run_demo(db: Database) -> DemoResult:
-    opened = 0
-    for spec in CHART:
-        try:
-            ledger_service.open_account(db, spec)
-            opened += 1
-        except AccountExists:
-            pass
-    booked = replayed = 0
-    for days, entries in DAYS:
-        already = all(_is_booked(db, e.idempotency_key) for e in entries)
-        if days and not already:
-            business_date_service.advance_business_date(db, days)
-        for entry in entries:
-            result = ledger_service.book_entry(db, entry)
-            replayed += result.replayed
-            booked += not result.replayed
-    return DemoResult(opened, booked, replayed)
+@dataclass(frozen=True, slots=True)
+class _Staff:
+    accountant: Database
+    risk: Database
+    risk_checker: Database
+    servicing: Database
+    approver: Database
 
 
-def _is_booked(db: Database, key: str) -> bool:
-    from sqlalchemy import select
+def example_product(code: str) -> Product:
+    return load_product_text((EXAMPLES / f"{code}.yaml").read_text())
 
-    from lendcore.store.schema import journal_entries
 
-    with db.reading() as conn:
-        return (
-            conn.execute(
-                select(journal_entries.c.id).where(journal_entries.c.idempotency_key == key)
-            ).first()
-            is not None
+def _staff(db: Database) -> _Staff:
+    def user(name: str, role: str) -> Database:
+        return db.acting_as(identity.create_user(db, name, [role]).actor())
+
+    return _Staff(
+        accountant=user("demo-accountant", "accountant"),
+        risk=user("demo-risk", "risk_manager"),
+        risk_checker=user("demo-risk-checker", "risk_manager"),
+        servicing=user("demo-servicing", "servicing"),
+        approver=user("demo-approver", "credit_approver"),
+    )
+
+
+def _already_run(db: Database) -> bool:
+    try:
+        return bool(loans.list_loans(db, limit=1))
+    except LendcoreError:
+        return False
+
+
+def _open_books(db: Database, staff: _Staff, book: list[Product]) -> None:
+    opened: set[str] = set()
+    for product in book:
+        for spec in chart_for(product):
+            if spec.code not in opened:
+                ledger.open_account(staff.accountant, spec)
+                opened.add(spec.code)
+    for code, amount_minor in CAPITAL_MINOR.items():
+        funds = {p.accounting.fund_source for p in book if p.currency == code}
+        ledger.open_account(
+            staff.accountant,
+            AccountSpec(f"3000-{code}", f"Share capital ({code})", AccountType.EQUITY, code),
         )
+        for fund in sorted(funds):
+            ledger.book_entry(
+                db,
+                EntrySpec(
+                    f"demo:capital:{fund}",
+                    (
+                        PostingSpec(fund, Side.DEBIT, amount_minor, code),
+                        PostingSpec(f"3000-{code}", Side.CREDIT, amount_minor, code),
+                    ),
+                    description=f"Paid-in capital into {fund}",
+                ),
+            )
+    for product in book:
+        submission = products.submit_product(staff.risk, product)
+        if submission.approval is not None:
+            approvals.approve(staff.risk_checker, submission.approval.id)
+
+
+def run_demo(
+    db: Database,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    loan_count: int = LOANS,
+    days: int = DAYS,
+) -> DemoResult:
+    """Run the demo book for `days` days; `progress(done, total)` after each day."""
+    if _already_run(db):
+        return DemoResult(True, 0, 0, 0, 0)
+    staff = _staff(db)
+    book = [example_product(code) for code in DEMO_PRODUCTS]
+    _open_books(db, staff, book)
+    draw = random.Random(SEED)
+    svc = staff.servicing
+    # Each loan's borrower: pays on time, a few days late, or stops paying.
+    pay_days: dict[int, set[date]] = {}
+    start = business_date_service.business_date(db)
+    for n in range(loan_count):
+        product = book[n % len(book)]
+        low, high = product.minor(product.principal.min), product.minor(product.principal.max)
+        unit = 10**product.exponent * 100
+        principal = max(low, min(high, draw.randrange(low, max(low + 1, high // 4)) // unit * unit))
+        loan = loans.book_loan(svc, product.code, principal, borrower=f"Borrower {n + 1:03d}")
+        view = loans.disburse(svc, loan.id)
+        kind = draw.choices(["on-time", "late", "stops"], weights=[78, 14, 8])[0]
+        lag = draw.randint(3, 40) if kind == "late" else 0
+        stop = start + timedelta(days=40) if kind == "stops" else date.max
+        pay_days[loan.id] = {
+            i.due_date + timedelta(days=lag)
+            for i in view.state.instalments
+            if i.due_date + timedelta(days=lag) < stop
+        }
+    repayments = 0
+    for day in range(1, days + 1):
+        today = business_date_service.advance_business_date(db, 1)
+        for loan_id, when in pay_days.items():
+            if today in when:
+                repayments += _borrower_pays(svc, loan_id)
+        if day == min(45, days):
+            repayments += _backdated_and_bounced(svc, list(pay_days), today)
+        loans.accrue_book(svc)
+        if progress is not None:
+            progress(day, days)
+    _write_off_the_worst(staff)
+    with db.reading() as conn:
+        entries = conn.execute(select(func.count()).select_from(journal_entries)).scalar_one()
+    return DemoResult(False, loan_count, repayments, days, int(entries))
+
+
+def _borrower_pays(svc: Database, loan_id: int) -> int:
+    """The borrower pays everything that has fallen due."""
+    view = loans.get_loan(svc, loan_id)
+    amount = sum(i.outstanding for i in view.state.instalments if i.fallen_due)
+    if view.state.status.value != "active" or amount == 0:
+        return 0
+    loans.repay(svc, loan_id, amount, view.currency)
+    return 1
+
+
+def _backdated_and_bounced(svc: Database, loan_ids: list[int], today: date) -> int:
+    """A payment found in the bank statement a week late, and a cheque that bounced."""
+    first = loans.get_loan(svc, loan_ids[0])
+    loans.repay(svc, first.id, 5_000, first.currency, value_date=today - timedelta(days=7))
+    second = loans.get_loan(svc, loan_ids[1])
+    paid = [h for h in second.history if h.kind == "repayment"]
+    if paid:
+        loans.reverse_repayment(svc, second.id, paid[-1].seq, "cheque returned unpaid")
+    return 1
+
+
+def _write_off_the_worst(staff: _Staff) -> None:
+    worst = max(
+        loans.list_loans(staff.servicing, status="active", limit=500),
+        key=lambda s: s.days_past_due,
+        default=None,
+    )
+    if worst is None or worst.days_past_due < 90:
+        return
+    pending = loans.write_off(
+        staff.servicing, worst.id, f"{worst.days_past_due} days past due, borrower unreachable"
+    )
+    approvals.approve(staff.approver, pending.id)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -379,6 +380,63 @@ products = Table(
 )
 
 
+# --- loans: the booked contract, its events, and the state replayed from them -------------
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("product_code", String(64), nullable=False),
+    Column("product_version", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("borrower", String(200), nullable=True),
+    Column("approved_minor", BigInteger, nullable=False),
+    # The settled schedule terms the loan was booked with (JSON).
+    Column("terms_json", Text, nullable=False),
+    # Summary of the state replayed at the last command (for lists and end of day).
+    Column("status", String(16), nullable=False),
+    Column("principal_outstanding_minor", BigInteger, nullable=False),
+    Column("overdue_minor", BigInteger, nullable=False),
+    Column("days_past_due", Integer, nullable=False),
+    Column("state_as_of", Date, nullable=False),
+    # What the ledger holds for this loan, per accounting role (JSON): the next
+    # command books the difference between the replayed state and this.
+    Column("positions_json", Text, nullable=False),
+    # The replay just after the loan's last event (servicing.replay.resume): the
+    # next read or command starts there. A cache of the events, never the record.
+    Column("snapshot_json", Text, nullable=True),
+    Column("last_seq", Integer, nullable=False),
+    Column("booked_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    ForeignKeyConstraint(
+        ["product_code", "product_version"], ["products.code", "products.version"]
+    ),
+    CheckConstraint("approved_minor > 0", name="approved_positive"),
+)
+Index("ix_loans_status", loans.c.status)
+
+loan_events = Table(
+    "loan_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("payload_json", Text, nullable=False),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    # The journal entry that booked this event's effect (none when it changed nothing).
+    Column("entry_id", Id, nullable=True),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("loan_id", "seq"),
+    CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+)
+
+
 # Tables the database itself keeps append-only (triggers in the migration).
 APPEND_ONLY_TABLES: tuple[str, ...] = (
     "journal_entries",
@@ -387,4 +445,5 @@ APPEND_ONLY_TABLES: tuple[str, ...] = (
     "audit_log",
     "outbox_events",
     "products",
+    "loan_events",
 )

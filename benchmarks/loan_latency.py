@@ -1,0 +1,145 @@
+"""Servicing benchmark, part two: a loan's read and next repayment after a long
+life compared with a young loan, and a backdated repayment on a full history.
+On a SQLite file, through the service layer (permissions, audit, ledger).
+Used by benchmarks/servicing.py; prints nothing itself."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from lendcore.ledger.model import AccountSpec, AccountType, EntrySpec, PostingSpec, Side
+from lendcore.products.chart import chart_for
+from lendcore.products.model import Product, load_product_text
+from lendcore.services import approvals, business_date, identity, ledger, loans, products
+from lendcore.store.database import Database, open_database
+
+EXAMPLE = (
+    Path(__file__).resolve().parents[1] / "src/lendcore/products/examples/consumer-annuity.yaml"
+)
+FUNDING_MINOR = 10_000_000_000
+
+
+@dataclass(frozen=True)
+class Lender:
+    db: Database
+    servicing: Database
+    product: Product
+
+
+def open_lender(directory: Path) -> Lender:
+    db = open_database(f"sqlite:///{directory / 'bench.db'}")
+    product = load_product_text(EXAMPLE.read_text())
+    for spec in chart_for(product):
+        ledger.open_account(db, spec)
+    ledger.open_account(db, AccountSpec("3000", "Equity", AccountType.EQUITY, "USD"))
+    ledger.book_entry(
+        db,
+        EntrySpec(
+            "capital",
+            (
+                PostingSpec("1000", Side.DEBIT, FUNDING_MINOR, "USD"),
+                PostingSpec("3000", Side.CREDIT, FUNDING_MINOR, "USD"),
+            ),
+        ),
+    )
+    maker = db.acting_as(identity.create_user(db, "risk1", ["risk_manager"]).actor())
+    checker = db.acting_as(identity.create_user(db, "risk2", ["risk_manager"]).actor())
+    pending = products.submit_product(maker, product).approval
+    assert pending is not None
+    approvals.approve(checker, pending.id)
+    servicing = db.acting_as(identity.create_user(db, "svc", ["servicing"]).actor())
+    return Lender(db, servicing, product)
+
+
+def live_loans(lender: Lender, count: int, days: int, term: int = 36) -> list[int]:
+    """`count` monthly loans of `term` instalments lived for `days` days with an
+    accrual run every day, each instalment paid on its due date."""
+    svc = lender.servicing
+    ids = [
+        loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "20000.00", term=term).id).id
+        for _ in range(count)
+    ]
+    dues = {i.due_date: i.total for i in loans.get_loan(svc, ids[0]).state.instalments}
+    start = business_date.business_date(lender.db)
+    for _ in range(days):
+        today = business_date.advance_business_date(lender.db, 1)
+        if today in dues:
+            for loan_id in ids:
+                loans.repay(svc, loan_id, dues[today], "USD")
+        loans.accrue_book(svc)
+    assert business_date.business_date(lender.db) == start + timedelta(days=days)
+    return ids
+
+
+def latency_ms(fn: Callable[[], Any], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        began = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - began) / 1e6)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "samples": float(len(ordered)),
+    }
+
+
+def measure_history(days_long: int, loans_count: int, reads: int) -> dict[str, dict[str, float]]:
+    """Read and next-repayment latency after 1 day and after `days_long` days of
+    daily accrual: `reads` reads of each loan, and each loan's next instalment
+    paid once (a fresh operation on each, so none measures another's event)."""
+    results: dict[str, dict[str, float]] = {}
+    for label, days in (("1 day", 1), (f"{days_long} days", days_long)):
+        with tempfile.TemporaryDirectory() as directory:
+            lender = open_lender(Path(directory))
+            ids = live_loans(lender, loans_count, days)
+            svc = lender.servicing
+            read_samples: list[float] = []
+            pay_samples: list[float] = []
+            for loan_id in ids:
+                loans.get_loan(svc, loan_id)  # warm the product and terms caches
+                read_samples += latency_ms(
+                    lambda svc=svc, loan_id=loan_id: loans.get_loan(svc, loan_id), reads
+                )
+                state = loans.get_loan(svc, loan_id).state
+                upcoming = next(i for i in state.instalments if not i.fallen_due)
+                pay_samples += latency_ms(
+                    lambda svc=svc, loan_id=loan_id, amount=upcoming.total: loans.repay(
+                        svc, loan_id, amount, "USD"
+                    ),
+                    1,
+                )
+            results[f"read after {label}"] = summary(read_samples)
+            results[f"next repayment after {label}"] = summary(pay_samples)
+            lender.db.dispose()
+    return results
+
+
+def measure_backdated(runs: int) -> dict[str, float]:
+    """A repayment dated before 36 monthly repayments, three years into a loan with
+    daily accrual (a 4-year loan, so it is still open after 36 repayments)."""
+    with tempfile.TemporaryDirectory() as directory:
+        lender = open_lender(Path(directory))
+        (loan_id,) = live_loans(lender, 1, 3 * 365 + 5, term=48)
+        svc = lender.servicing
+        view = loans.get_loan(svc, loan_id)
+        repayments = [h for h in view.history if h.kind == "repayment"]
+        assert len(repayments) == 36, len(repayments)
+        before_all = repayments[0].value_date - timedelta(days=1)
+        samples = latency_ms(
+            lambda: loans.repay(svc, loan_id, "1.00", "USD", value_date=before_all), runs
+        )
+        lender.db.dispose()
+        return summary(samples)
