@@ -167,3 +167,73 @@ def test_accrual_of_the_book_is_one_entry_per_product_and_reconciles(lender: Len
     # Nothing new to recognise the same day: no entry.
     assert loans.accrue_book(svc).entry_ids == ()
     assert verify.verify_ledger(lender.operator).ok
+
+
+# --- the ledger equals the loans, whatever happens -----------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+steps_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["pay", "pay", "pay", "backdate", "reverse", "wait"]),
+        st.integers(min_value=1, max_value=40),  # days to wait or to backdate
+        st.integers(min_value=1, max_value=120_000),  # amount in cents
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=steps_strategy)
+def test_any_sequence_keeps_ledger_and_loans_equal_and_paying_all_closes(
+    lender: Lender,
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Random repayments, backdated repayments and reversals on a new loan of
+    the same book: after every command each loan's posted position equals its
+    replayed state, the ledger's accounts equal the sum over the loans, and
+    paying the payoff closes the loan."""
+    svc = lender.servicing
+    loan = loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "2400.00", term=6).id)
+    disbursed_on = _today(svc)
+    paid: list[int] = []
+    for kind, days, cents in steps:
+        today = _today(svc)
+        if kind == "wait":
+            business_date.advance_business_date(lender.operator, days)
+        elif kind == "pay":
+            paid.append(loans.repay(svc, loan.id, cents, "USD").history[-1].seq)
+        elif kind == "backdate":
+            value = max(disbursed_on, today - timedelta(days=days))
+            paid.append(loans.repay(svc, loan.id, cents, "USD", value_date=value).history[-1].seq)
+        elif kind == "reverse" and paid:
+            loans.reverse_repayment(svc, loan.id, paid.pop(0), "returned")
+        view = loans.get_loan(svc, loan.id)
+        if kind != "wait":
+            assert dict(view.posted) == view.state.positions
+    _assert_book_matches(lender)
+    state = loans.get_loan(svc, loan.id).state
+    if state.status.value == "active":
+        loans.repay(svc, loan.id, state.payoff, "USD")
+        assert loans.get_loan(svc, loan.id).state.status.value == "closed"
+    _assert_book_matches(lender)
+
+
+def _assert_book_matches(lender: Lender) -> None:
+    """After the night's accrual run, every loan's posted position is its state,
+    and the ledger holds exactly the sum of them."""
+    loans.accrue_book(lender.servicing)
+    views = [
+        loans.get_loan(lender.servicing, s.id)
+        for s in loans.list_loans(lender.servicing, limit=500)
+    ]
+    for view in views:
+        assert dict(view.posted) == view.state.positions, view.id
+    book = {role: sum(v.posted[role] for v in views) for role in views[0].posted}
+    assert ledger_positions(lender.operator, lender.product) == book
