@@ -221,6 +221,58 @@ def test_holds_count_against_constraints(db: Database) -> None:
     assert verify_ledger(db).ok
 
 
+@pytest.mark.parametrize(
+    ("account_type", "constraint", "fund_side", "move_side", "limit", "breach"),
+    [
+        # Moving away from the normal side: pending amounts away count (NN).
+        (AccountType.ASSET, NN, Side.DEBIT, Side.CREDIT, 970, -1),
+        (AccountType.LIABILITY, NN, Side.CREDIT, Side.DEBIT, 950, -1),
+        # A contra limit: pending amounts toward the normal side count (NP).
+        (AccountType.ASSET, BalanceConstraint.NON_POSITIVE, Side.CREDIT, Side.DEBIT, 950, 1),
+        (AccountType.LIABILITY, BalanceConstraint.NON_POSITIVE, Side.DEBIT, Side.CREDIT, 970, 1),
+    ],
+)
+def test_constraint_limit_is_exact_on_every_side(
+    db: Database,
+    account_type: AccountType,
+    constraint: BalanceConstraint,
+    fund_side: Side,
+    move_side: Side,
+    limit: int,
+    breach: int,
+) -> None:
+    """One minor unit past the limit is refused, the limit itself is booked, with
+    holds pending on both sides (PostgreSQL checks in SQL first: it must refuse
+    everything Python refuses)."""
+    open_accounts(db, ("x", account_type, USD, constraint), ("other", AccountType.EQUITY, USD))
+
+    def entry(key: str, x_side: Side, amount: int) -> EntrySpec:
+        debit, credit = ("x", "other") if x_side is Side.DEBIT else ("other", "x")
+        return transfer(key, debit, credit, amount)
+
+    ledger.book_entry(db, entry("fund", fund_side, 1_000))
+    expires = business_date(db) + timedelta(days=1)
+    for key, debit, credit, amount in (("h1", "x", "other", 50), ("h2", "other", "x", 30)):
+        ledger.place_hold(
+            db,
+            idempotency_key=key,
+            debit_account=debit,
+            credit_account=credit,
+            amount_minor=amount,
+            currency=USD,
+            expires_on=expires,
+        )
+    before = snapshot(db)
+    with pytest.raises(LendcoreError) as caught:
+        ledger.book_entry(db, entry("past", move_side, limit + 1))
+    assert caught.value.code == "BALANCE_CONSTRAINT_VIOLATED"
+    assert caught.value.details == {"account": "x", "balance_minor": breach}
+    assert snapshot(db) == before
+    booked = ledger.book_entry(db, entry("at", move_side, limit))
+    assert booked.replayed is False
+    assert verify_ledger(db).ok
+
+
 def test_partial_post_releases_the_rest(db: Database) -> None:
     open_accounts(
         db,

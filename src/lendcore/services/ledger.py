@@ -589,6 +589,20 @@ def book_entry(db: Database, spec: EntrySpec) -> BookedEntry:
         with db.transaction() as conn:
             return _book_one(conn, request)
 
+    if db.is_postgres:
+
+        def run_guarded() -> BookedEntry:
+            with db.transaction() as conn:
+                return _book_one_guarded(conn, request)
+
+        try:
+            guarded: BookedEntry = _with_retries(run_guarded)
+            return guarded
+        except DBAPIError as exc:
+            if _GUARD_MARK not in str(exc.orig):
+                raise
+            # The guard refused (a constraint, or an account closed meanwhile):
+            # book the usual way, which locks first and names what was refused.
     result: BookedEntry = _with_retries(run)
     return result
 
@@ -636,6 +650,153 @@ def _book_one(conn: Connection, request: _Request) -> BookedEntry:
         business_date=business_date,
         value_date=spec.value_date or business_date,
         recorded_at=conn.info[_RECORDED_AT],
+        description=spec.description,
+        metadata=dict(spec.metadata),
+        reverses_entry_id=request.reverses_entry_id,
+        hold_id=request.hold_id,
+        postings=tuple(
+            PostedLine(p.account, p.side, p.amount_minor, p.currency.upper()) for p in spec.postings
+        ),
+    )
+
+
+# --- one entry on PostgreSQL: locks taken last -------------------------------------
+#
+# A booking of one entry reads what it needs without locks (business date, a new
+# id, the idempotency key, the accounts), computes its rows and digest, and then
+# sends one guarded statement with the seal, the outbox events and the COMMIT.
+# The statement locks the balance rows (ascending id), recomputes the totals
+# from the locked values, and checks every account is still open and within its
+# constraint; if one is not, it fails (a cast error carrying _GUARD_MARK) and
+# nothing is written. book_entry then books the usual way (lock, check in
+# Python), which refuses with the precise error. So the hot rows are held only
+# while the server runs that statement, the seal and the commit, never while the
+# client computes or a packet travels.
+
+_GUARD_MARK = "lendcore_guard_refused"
+
+
+@lru_cache(maxsize=SHORT_LIST_MAX)
+def _read_unlocked_sql_pg(accounts_count: int) -> str:
+    marks = ", ".join(["%s"] * accounts_count)
+    return (
+        "WITH d AS (SELECT business_date, "
+        "nextval(pg_get_serial_sequence('journal_entries', 'id')) AS next_id "
+        "FROM institution WHERE id = 1), "
+        "k AS (SELECT id, request_hash FROM journal_entries WHERE idempotency_key = %s) "
+        "SELECT d.business_date, d.next_id, k.id, k.request_hash, "
+        "a.id, a.code, a.currency, a.status "
+        f"FROM d LEFT JOIN k ON true LEFT JOIN accounts a ON a.code IN ({marks})"
+    )
+
+
+@lru_cache(maxsize=64)
+def _guarded_booking_sql_pg(accounts_count: int, postings_count: int) -> str:
+    """The guarded statement for one entry (see above). Its last conditions are
+    constraint_breach in SQL: they may refuse more than Python would (Python has
+    the last word), never less."""
+    ids = ", ".join(["%s"] * accounts_count)
+    moves = ", ".join(
+        ["(%s::bigint, %s::bigint, %s::bigint)"] + ["(%s, %s, %s)"] * (accounts_count - 1)
+    )
+    # Typed, so a column of NULLs (no reversal, no hold) is not read as text.
+    entry = (
+        "(%s::bigint, %s::text, %s::text, %s::date, %s::date, %s::text, %s::text, %s::text, "
+        "%s::bigint, %s::bigint, %s::text)"
+    )
+    typed_line = "(%s::bigint, %s::smallint, %s::bigint, %s::text, %s::bigint, %s::text)"
+    plain_line = "(" + ", ".join(["%s"] * len(_POSTING_COLUMNS)) + ")"
+    lines = ", ".join([typed_line] + [plain_line] * (postings_count - 1))
+    return (
+        "WITH l AS (SELECT a.id, a.status, a.normal_side, a.balance_constraint, "
+        "b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending "
+        "FROM accounts a JOIN account_balances b ON b.account_id = a.id "
+        f"WHERE a.id IN ({ids}) ORDER BY a.id FOR NO KEY UPDATE OF b, a), "
+        "n AS (SELECT l.id, l.status, l.normal_side, l.balance_constraint, "
+        "l.debits_posted + v.dp AS dp, l.credits_posted + v.cp AS cp, "
+        "l.debits_pending AS dq, l.credits_pending AS cq "
+        f"FROM l JOIN (VALUES {moves}) AS v(id, dp, cp) ON v.id = l.id), "
+        "bad AS (SELECT %s - count(*) + count(*) FILTER (WHERE n.status <> 'open' "
+        "OR (n.balance_constraint = 'non_negative' AND CASE WHEN n.normal_side = 'debit' "
+        "THEN n.dp - n.cp - n.cq ELSE n.cp - n.dp - n.dq END < 0) "
+        "OR (n.balance_constraint = 'non_positive' AND CASE WHEN n.normal_side = 'debit' "
+        "THEN n.dp - n.cp + n.dq ELSE n.cp - n.dp + n.cq END > 0)) AS refused FROM n), "
+        "guard AS (SELECT CASE WHEN refused <> 0 "
+        f"THEN ('{_GUARD_MARK} ' || refused::text)::int END AS stop FROM bad), "
+        "t AS (UPDATE account_balances b SET debits_posted = n.dp, credits_posted = n.cp "
+        "FROM n, guard WHERE b.account_id = n.id), "
+        "dd AS (INSERT INTO account_daily_balances (account_id, business_date, "
+        "debits_posted, credits_posted) SELECT n.id, %s::date, n.dp, n.cp FROM n, guard "
+        + _DAILY_UPSERT
+        + "), "
+        f"e AS (INSERT INTO journal_entries ({', '.join(_ENTRY_COLUMNS)}) "
+        f"SELECT v.* FROM (VALUES {entry}) AS v, guard) "
+        f"INSERT INTO postings ({', '.join(_POSTING_COLUMNS)}) "
+        f"SELECT v.* FROM (VALUES {lines}) AS v, guard"
+    )
+
+
+def _book_one_guarded(conn: Connection, request: _Request) -> BookedEntry:
+    spec = request.spec
+    key = spec.idempotency_key
+    codes = sorted({p.account for p in spec.postings})
+    if len(codes) > SHORT_LIST_MAX:
+        return _book_one(conn, request)
+    rows = run_now(conn, _read_unlocked_sql_pg(len(codes)), (key, *codes))
+    if not rows:
+        raise RuntimeError("the institution row is missing")
+    first = rows[0]
+    business_date = remember_business_date(conn, first[0])
+    entry_id = int(first[1])
+    if first[2] is not None:
+        if first[3] != request.fingerprint:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was used for entry {first[2]} with other content",
+                idempotency_key=key,
+                entry_id=first[2],
+            )
+        return _load_entries(conn, [int(first[2])], replayed=True)[0]
+    found = {row[5]: row for row in rows if row[4] is not None}
+    _require_known(codes, found)
+    if spec.value_date is not None and spec.value_date > business_date:
+        raise ValueDateInFuture(
+            f"value date {spec.value_date.isoformat()} is after the business date "
+            f"{business_date.isoformat()}"
+        )
+    moves: dict[int, list[int]] = {}
+    for p in spec.postings:
+        account_id, _code, currency, status = found[p.account][4:8]
+        if status == AccountStatus.CLOSED.value:
+            raise AccountClosed(f"account {p.account} is closed", account=p.account)
+        if currency != p.currency and currency != p.currency.upper():
+            raise CurrencyMismatch(
+                f"account {p.account} is in {currency}, the posting is in {p.currency.upper()}",
+                account=p.account,
+            )
+        sums = moves.setdefault(account_id, [0, 0])
+        sums[0 if p.side is Side.DEBIT else 1] += p.amount_minor
+    recorded_at = utc_timestamp()
+    conn.info[_RECORDED_AT] = recorded_at
+    posting_rows: list[tuple[Any, ...]] = []
+    id_of_account = {code: row[4] for code, row in found.items()}
+    row = _entry_row(
+        entry_id, request, id_of_account, business_date, recorded_at, True, posting_rows
+    )
+    account_ids = sorted(moves)
+    params: list[Any] = [*account_ids]
+    for account_id in account_ids:
+        params += (account_id, *moves[account_id])
+    params += (len(account_ids), business_date, *row)
+    params += [value for line in posting_rows for value in line]
+    send_later(conn, _guarded_booking_sql_pg(len(account_ids), len(posting_rows)), params)
+    _add_to_seal(conn, [entry_id], [row[-1]])
+    _announce(conn, [entry_id], [request])
+    return BookedEntry(
+        id=entry_id,
+        idempotency_key=key,
+        business_date=business_date,
+        value_date=spec.value_date or business_date,
+        recorded_at=recorded_at,
         description=spec.description,
         metadata=dict(spec.metadata),
         reverses_entry_id=request.reverses_entry_id,
@@ -876,9 +1037,6 @@ def _book_many(
     new_ids = reads.ids or _next_ids(conn, len(new_requests))
     recorded_at = utc_timestamp()
     conn.info[_RECORDED_AT] = recorded_at
-    business_iso = business_date.isoformat()
-    # SQLite stores dates as ISO text; psycopg sends date objects as dates.
-    business_value: Any = business_date if is_pg else business_iso
     posting_rows: list[tuple[Any, ...]] = []
     digests: list[str] = []
     id_of_account = {code: account.id for code, account in locked.items()}
@@ -886,55 +1044,11 @@ def _book_many(
     def entry_rows() -> Iterator[tuple[Any, ...]]:
         """Each new entry's row; its postings and digest are collected on the way."""
         for entry_id, request in zip(new_ids, new_requests, strict=True):
-            spec = request.spec
-            lines: list[PostingRow] = []
-            line_no = 0
-            for p in spec.postings:
-                line_no += 1  # noqa: SIM113 (a bare counter is cheaper than enumerate here)
-                currency = p.currency if p.currency.isupper() else p.currency.upper()
-                line = (
-                    line_no,
-                    id_of_account[p.account],
-                    _SIDE_CODE[p.side],
-                    p.amount_minor,
-                    currency,
-                )
-                lines.append(line)
-                posting_rows.append((entry_id, *line))
-            if spec.value_date is None:
-                value_iso, value_value = business_iso, business_value
-            else:
-                value_iso = spec.value_date.isoformat()
-                value_value = spec.value_date if is_pg else value_iso
-            digest = sha256(
-                entry_content_of(
-                    entry_id,
-                    spec.idempotency_key,
-                    request.fingerprint,
-                    business_iso,
-                    value_iso,
-                    recorded_at,
-                    spec.description,
-                    request.metadata_json,
-                    request.reverses_entry_id,
-                    request.hold_id,
-                    lines,
-                ).encode()
-            ).hexdigest()
-            digests.append(digest)
-            yield (
-                entry_id,
-                spec.idempotency_key,
-                request.fingerprint,
-                business_value,
-                value_value,
-                recorded_at,
-                spec.description,
-                request.metadata_json,
-                request.reverses_entry_id,
-                request.hold_id,
-                digest,
+            row = _entry_row(
+                entry_id, request, id_of_account, business_date, recorded_at, is_pg, posting_rows
             )
+            digests.append(row[-1])
+            yield row
 
     if is_pg and len(new_requests) >= COPY_ROWS_MIN:
         # Streamed: the server stores entries while the next digests are computed.
@@ -1001,6 +1115,60 @@ def _booking_sql_pg(entries: int, postings: int, changed: int, posted: int) -> s
             f"credits_posted) VALUES {rows(posted, 4)} " + _DAILY_UPSERT
         )
     return "WITH " + ", ".join(parts) + " " + main
+
+
+def _entry_row(
+    entry_id: int,
+    request: _Request,
+    id_of_account: Mapping[str, int],
+    business_date: date,
+    recorded_at: str,
+    is_pg: bool,
+    posting_rows: list[tuple[Any, ...]],
+) -> tuple[Any, ...]:
+    """The journal row of a new entry, its digest last; its posting rows are
+    appended to `posting_rows`. SQLite stores dates as ISO text, psycopg sends
+    date objects."""
+    spec = request.spec
+    lines: list[PostingRow] = []
+    line_no = 0
+    for p in spec.postings:
+        line_no += 1  # noqa: SIM113 (a bare counter is cheaper than enumerate here)
+        currency = p.currency if p.currency.isupper() else p.currency.upper()
+        line = (line_no, id_of_account[p.account], _SIDE_CODE[p.side], p.amount_minor, currency)
+        lines.append(line)
+        posting_rows.append((entry_id, *line))
+    business_iso = business_date.isoformat()
+    value_date = spec.value_date or business_date
+    value_iso = business_iso if spec.value_date is None else value_date.isoformat()
+    digest = sha256(
+        entry_content_of(
+            entry_id,
+            spec.idempotency_key,
+            request.fingerprint,
+            business_iso,
+            value_iso,
+            recorded_at,
+            spec.description,
+            request.metadata_json,
+            request.reverses_entry_id,
+            request.hold_id,
+            lines,
+        ).encode()
+    ).hexdigest()
+    return (
+        entry_id,
+        spec.idempotency_key,
+        request.fingerprint,
+        business_date if is_pg else business_iso,
+        value_date if is_pg else value_iso,
+        recorded_at,
+        spec.description,
+        request.metadata_json,
+        request.reverses_entry_id,
+        request.hold_id,
+        digest,
+    )
 
 
 def _send_booking_pg(
