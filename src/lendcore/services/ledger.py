@@ -642,14 +642,18 @@ def _book_one(conn: Connection, request: _Request) -> BookedEntry:
     ids, flags = _book_many(conn, [request])
     if flags[0]:
         return _load_entries(conn, ids, replayed=True)[0]
+    return _booked(request, ids[0], current_business_date(conn), conn.info[_RECORDED_AT])
+
+
+def _booked(request: _Request, entry_id: int, business_date: date, recorded_at: str) -> BookedEntry:
+    """The entry just booked, as the caller asked for it (nothing to read back)."""
     spec = request.spec
-    business_date = current_business_date(conn)
     return BookedEntry(
-        id=ids[0],
+        id=entry_id,
         idempotency_key=spec.idempotency_key,
         business_date=business_date,
         value_date=spec.value_date or business_date,
-        recorded_at=conn.info[_RECORDED_AT],
+        recorded_at=recorded_at,
         description=spec.description,
         metadata=dict(spec.metadata),
         reverses_entry_id=request.reverses_entry_id,
@@ -791,20 +795,7 @@ def _book_one_guarded(conn: Connection, request: _Request) -> BookedEntry:
     send_later(conn, _guarded_booking_sql_pg(len(account_ids), len(posting_rows)), params)
     _add_to_seal(conn, [entry_id], [row[-1]])
     _announce(conn, [entry_id], [request])
-    return BookedEntry(
-        id=entry_id,
-        idempotency_key=key,
-        business_date=business_date,
-        value_date=spec.value_date or business_date,
-        recorded_at=recorded_at,
-        description=spec.description,
-        metadata=dict(spec.metadata),
-        reverses_entry_id=request.reverses_entry_id,
-        hold_id=request.hold_id,
-        postings=tuple(
-            PostedLine(p.account, p.side, p.amount_minor, p.currency.upper()) for p in spec.postings
-        ),
-    )
+    return _booked(request, entry_id, business_date, recorded_at)
 
 
 def book_entries(db: Database, specs: Sequence[EntrySpec]) -> BulkResult:
