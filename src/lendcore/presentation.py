@@ -11,9 +11,18 @@ from typing import Any
 
 from lendcore.ledger.verify import VerifyReport
 from lendcore.money import currency, format_minor
+from lendcore.origination.borrowers import Borrower, KycCheck
 from lendcore.schedules.engine import Schedule
 from lendcore.services.approvals import PendingApproval
 from lendcore.services.audit import AuditEntry
+from lendcore.services.borrowers import (
+    BorrowerView,
+    ScreeningHit,
+    ScreeningOutcome,
+    ScreeningSummary,
+    WatchList,
+    WatchListLoad,
+)
 from lendcore.services.identity import ApiKey, User
 from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
 from lendcore.services.loans import LoanSummary, LoanView
@@ -411,4 +420,130 @@ def schedule_doc(s: Schedule) -> dict[str, Any]:
             "fees": money(s.fees),
             "total": money(s.total),
         },
+    }
+
+
+# --- borrowers, KYC and screening (the national id only ever masked) ------------------
+
+
+def borrower_doc(b: Borrower) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "kind": b.kind,
+        "name": b.name,
+        "date_of_birth": iso(b.date_of_birth),
+        "registered_on": iso(b.registered_on),
+        "email": b.email,
+        "phone": b.phone,
+        "address": b.address,
+        "country": b.country,
+        "national_id_masked": b.national_id_masked,
+        "currency": b.currency,
+        "monthly_income": amount(b.monthly_income_minor, b.currency),
+        "monthly_obligations": amount(b.monthly_obligations_minor, b.currency),
+        "employment": {
+            "status": b.employment_status,
+            "employer": b.employer,
+            "since": iso(b.employed_since),
+        },
+        "group": None if b.group_id is None else {"id": b.group_id, "name": b.group_name},
+        "kyc_status": b.kyc_status,
+        "kyc_valid_until": iso(b.kyc_valid_until),
+        "screening_status": b.screening_status,
+        "created_by": b.created_by,
+        "created_on": iso(b.created_on),
+        "updated_at": b.updated_at,
+    }
+
+
+def kyc_check_doc(c: KycCheck) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "borrower_id": c.borrower_id,
+        "outcome": c.outcome.value,
+        "document_type": c.document_type,
+        "document_number_masked": c.document_number_masked,
+        "checked_by": c.checked_by,
+        "checked_on": iso(c.checked_on),
+        "valid_until": iso(c.valid_until),
+        "note": c.note,
+        "recorded_at": c.recorded_at,
+    }
+
+
+def screening_hit_doc(h: ScreeningHit) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "borrower_id": h.borrower_id,
+        "borrower_name": h.borrower_name,
+        "list": h.list_name,
+        "entry": {
+            "name": h.entry_name,
+            "reference": h.entry_reference,
+            "date_of_birth": iso(h.entry_date_of_birth),
+            "birth_year": h.entry_birth_year,
+            "country": h.entry_country,
+        },
+        "score": f"{h.score:.2f}",
+        "name_score": f"{h.name_score:.2f}",
+        "dob_match": h.dob_match,
+        "status": h.status,
+        "approval_id": h.approval_id,
+        "resolved_by": h.resolved_by,
+        "approved_by": h.approved_by,
+        "resolved_at": h.resolved_at,
+        "resolution_note": h.resolution_note,
+        "business_date": iso(h.business_date),
+        "created_at": h.created_at,
+    }
+
+
+def borrower_view_doc(v: BorrowerView) -> dict[str, Any]:
+    return {
+        **borrower_doc(v.borrower),
+        "group_members": list(v.group_members),
+        "kyc_checks": [kyc_check_doc(c) for c in v.kyc_checks],
+        "screening_hits": [screening_hit_doc(h) for h in v.hits],
+    }
+
+
+def screening_outcome_doc(o: ScreeningOutcome) -> dict[str, Any]:
+    return {
+        "borrower_id": o.borrower_id,
+        "screening_status": o.status,
+        "lists": list(o.lists),
+        "entries_checked": o.entries_checked,
+        "candidates": o.candidates,
+        "threshold": f"{o.threshold:.2f}",
+        "new_hits": [screening_hit_doc(h) for h in o.new_hits],
+    }
+
+
+def screening_summary_doc(s: ScreeningSummary) -> dict[str, Any]:
+    return {
+        "borrowers_screened": s.borrowers_screened,
+        "new_hits": s.new_hits,
+        "by_status": dict(s.by_status),
+    }
+
+
+def watch_list_doc(w: WatchList) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "version": w.version,
+        "source": w.source,
+        "digest": w.digest,
+        "entry_count": w.entry_count,
+        "loaded_by": w.loaded_by,
+        "business_date": iso(w.business_date),
+        "loaded_at": w.loaded_at,
+    }
+
+
+def watch_list_load_doc(w: WatchListLoad) -> dict[str, Any]:
+    return {
+        "outcome": w.outcome,
+        "watch_list": watch_list_doc(w.watch_list),
+        "screened": None if w.screened is None else screening_summary_doc(w.screened),
     }

@@ -33,10 +33,12 @@ from lendcore.ledger.model import (
     PostingSpec,
     Side,
 )
+from lendcore.origination.borrowers import BorrowerUpdate, KycEvidence, KycOutcome
 from lendcore.products.model import Product, load_product_text
 from lendcore.services import (
     approvals,
     audit,
+    borrowers,
     business_date,
     commands,
     events,
@@ -54,6 +56,7 @@ from lendcore.services.approvals import PendingApproval
 from lendcore.services.clock import current_business_date
 from lendcore.store.database import Database
 from tests.integration.audit_helpers import audit_after, audit_head, count, table_contents
+from tests.integration.borrower_helpers import LISTED, demo_list, person
 from tests.integration.loan_helpers import open_lender
 
 USD = "USD"
@@ -254,6 +257,42 @@ def dead_delivery_per_role(db: Database) -> Ctx:
         stats = publisher.deliver_due(db, client, policy=publisher.RetryPolicy(max_attempts=1))
     assert stats.dead == 2 * len(ROLES)
     return ctx
+
+
+# --- borrowers (begin): setups --------------------------------------------------------
+
+
+def one_borrower(db: Database) -> Ctx:
+    return {**no_setup(db), "borrower_id": borrowers.create_borrower(db, person()).id}
+
+
+def borrower_per_role(db: Database) -> Ctx:
+    return {
+        **no_setup(db),
+        "borrowers": {
+            role: borrowers.create_borrower(db, person(f"Per {role.value}")).id for role in ROLES
+        },
+    }
+
+
+def hit_per_role(db: Database) -> Ctx:
+    """The demo list, and per role a borrower on it with one pending hit."""
+    borrowers.load_watch_list(db, demo_list())
+    found = {}
+    for role in ROLES:
+        listed = borrowers.create_borrower(db, person(*LISTED))
+        [hit] = borrowers.list_hits(db, borrower_id=listed.id)
+        found[role] = hit.id
+    return {**no_setup(db), "hits": found}
+
+
+def one_hit(db: Database) -> Ctx:
+    borrowers.load_watch_list(db, demo_list())
+    listed = borrowers.create_borrower(db, person(*LISTED))
+    return {**no_setup(db), "borrower_id": listed.id}
+
+
+# --- borrowers (end): setups ----------------------------------------------------------
 
 
 # --- the cases ---------------------------------------------------------------------------
@@ -805,6 +844,125 @@ CASES: tuple[Case, ...] = (
         ),
         lambda ctx, role: ("consumer-annuity", 12, 88_849),
     ),
+    # --- borrowers (begin): cases
+    Case(
+        borrowers.create_borrower,
+        no_setup,
+        lambda db, ctx, role: (
+            (b := borrowers.create_borrower(db, person(f"New {role.value}"))).name,
+            b.kyc_status,
+            b.screening_status,
+        ),
+        lambda ctx, role: (f"New {role.value}", "pending", "not-screened"),
+    ),
+    Case(
+        borrowers.update_borrower,
+        borrower_per_role,
+        lambda db, ctx, role: (
+            borrowers.update_borrower(
+                db,
+                ctx["borrowers"][role],
+                BorrowerUpdate(monthly_income_minor=123),
+            ).monthly_income_minor
+        ),
+        lambda ctx, role: 123,
+    ),
+    Case(
+        borrowers.set_group,
+        borrower_per_role,
+        lambda db, ctx, role: (
+            borrowers.set_group(db, ctx["borrowers"][role], f"group {role.value}").group_name
+        ),
+        lambda ctx, role: f"group {role.value}",
+    ),
+    Case(
+        borrowers.record_kyc_check,
+        one_borrower,
+        lambda db, ctx, role: (
+            (
+                c := borrowers.record_kyc_check(
+                    db,
+                    ctx["borrower_id"],
+                    KycEvidence(
+                        KycOutcome.VERIFIED,
+                        "passport",
+                        f"P-{role.value}",
+                        valid_until=ctx["today"] + timedelta(days=365),
+                    ),
+                )
+            ).outcome.value,
+            c.checked_by,
+        ),
+        lambda ctx, role: ("verified", username(role)),
+    ),
+    Case(
+        borrowers.get_borrower,
+        one_borrower,
+        lambda db, ctx, role: (
+            (v := borrowers.get_borrower(db, ctx["borrower_id"])).borrower.id,
+            v.borrower.kyc_status,
+            v.kyc_checks,
+        ),
+        lambda ctx, role: (ctx["borrower_id"], "pending", ()),
+    ),
+    Case(
+        borrowers.list_borrowers,
+        one_borrower,
+        lambda db, ctx, role: [b.id for b in borrowers.list_borrowers(db)],
+        lambda ctx, role: [ctx["borrower_id"]],
+    ),
+    Case(
+        borrowers.screen_borrower,
+        one_hit,
+        lambda db, ctx, role: (
+            (o := borrowers.screen_borrower(db, ctx["borrower_id"])).status,
+            o.new_hits,
+        ),
+        lambda ctx, role: ("pending", ()),
+    ),
+    Case(
+        borrowers.screen_all,
+        one_hit,
+        lambda db, ctx, role: (
+            (s := borrowers.screen_all(db)).borrowers_screened,
+            s.new_hits,
+            dict(s.by_status),
+        ),
+        lambda ctx, role: (1, 0, {"pending": 1}),
+    ),
+    Case(
+        borrowers.load_watch_list,
+        no_setup,
+        lambda db, ctx, role: (
+            (w := borrowers.load_watch_list(db, demo_list(f"list-{role.value}"))).outcome,
+            w.watch_list.version,
+            w.watch_list.entry_count,
+        ),
+        lambda ctx, role: ("loaded", 1, 10),
+    ),
+    Case(
+        borrowers.list_watch_lists,
+        one_hit,
+        lambda db, ctx, role: [(w.name, w.version) for w in borrowers.list_watch_lists(db)],
+        lambda ctx, role: [("demo", 1)],
+    ),
+    Case(
+        borrowers.list_hits,
+        one_hit,
+        lambda db, ctx, role: [
+            (h.borrower_id, h.entry_reference, h.status) for h in borrowers.list_hits(db)
+        ],
+        lambda ctx, role: [(ctx["borrower_id"], "SYN-0009", "pending")],
+    ),
+    Case(
+        borrowers.submit_resolution,
+        hit_per_role,
+        lambda db, ctx, role: pending_summary(
+            borrowers.submit_resolution(db, ctx["hits"][role], "clear", "another person")
+        ),
+        lambda ctx, role: ("screening.resolve", "pending", username(role)),
+    ),
+    # --- borrowers (end): cases
 )
 
 # --- the table is complete ---------------------------------------------------------------

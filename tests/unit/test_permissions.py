@@ -103,6 +103,7 @@ def test_the_auditor_reads_everything_and_changes_nothing() -> None:
     assert auditor_may == [
         "approvals.read",
         "audit.read",
+        "borrower.read",
         "calendar.business_date.read",
         "events.read",
         "identity.apikey.read",
@@ -112,6 +113,8 @@ def test_the_auditor_reads_everything_and_changes_nothing() -> None:
         "loan.read",
         "product.read",
         "schedule.preview",
+        "screening.read",
+        "watchlist.read",
     ]
 
 

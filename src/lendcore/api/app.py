@@ -15,6 +15,7 @@ from lendcore.api.middleware import RequestContext
 from lendcore.api.routes import (
     approvals,
     audit,
+    borrowers,
     identity,
     ledger,
     loans,
@@ -91,4 +92,5 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
 
     for module in (identity, ledger, products, loans, schedules, approvals, audit, webhooks):
         app.include_router(module.router)
+    app.include_router(borrowers.router)
     return app

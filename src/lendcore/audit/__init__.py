@@ -16,7 +16,16 @@ GENESIS_HASH = "0" * 64
 REDACTED = "***"
 
 # Input names whose values never reach the audit log or a log line.
-SECRET_MARKERS = ("password", "secret", "token", "api_key", "apikey", "national_id", "credential")
+SECRET_MARKERS = (
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "national_id",
+    "credential",
+    "document_number",
+)
 
 
 def is_secret(name: str) -> bool:

@@ -8,6 +8,7 @@ import typer
 
 from lendcore.cli.approvals import approval_app
 from lendcore.cli.audit import audit_app
+from lendcore.cli.borrowers import borrower_app, screening_app, watchlist_app
 from lendcore.cli.common import (
     JsonOption,
     State,
@@ -140,6 +141,9 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(product_app, name="product")
 app.add_typer(loan_app, name="loan")
+app.add_typer(borrower_app, name="borrower")
+app.add_typer(watchlist_app, name="watchlist")
+app.add_typer(screening_app, name="screening")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")

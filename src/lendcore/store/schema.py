@@ -437,6 +437,165 @@ loan_events = Table(
 )
 
 
+# --- borrowers (begin): borrowers, KYC evidence, watch lists and screening -----------------
+
+# Connected parties (a household, a group of companies): exposure is summed over a group.
+borrower_groups = Table(
+    "borrower_groups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    CheckConstraint("kind IN ('household', 'companies')", name="kind"),
+)
+
+borrowers = Table(
+    "borrowers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("date_of_birth", Date, nullable=True),
+    Column("registered_on", Date, nullable=True),
+    Column("email", String(200), nullable=True),
+    Column("phone", String(200), nullable=True),
+    Column("address", String(500), nullable=True),
+    Column("country", String(2), nullable=True),
+    # The national id: AES-GCM ciphertext, an HMAC-SHA256 for finding duplicates,
+    # and the masked form shown to people (origination.protect).
+    Column("national_id_encrypted", Text, nullable=True),
+    Column("national_id_hash", String(64), nullable=True, unique=True),
+    Column("national_id_masked", String(16), nullable=True),
+    Column("monthly_income_minor", BigInteger, nullable=False),
+    Column("monthly_obligations_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("employment_status", String(16), nullable=True),
+    Column("employer", String(200), nullable=True),
+    Column("employed_since", Date, nullable=True),
+    Column("group_id", Id, ForeignKey("borrower_groups.id"), nullable=True),
+    # The latest KYC check's outcome and validity (the status depends on the date).
+    Column("kyc_outcome", String(10), nullable=True),
+    Column("kyc_valid_until", Date, nullable=True),
+    Column("screening_status", String(16), nullable=False),
+    Column("screened_at", String(32), nullable=True),
+    Column("created_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    CheckConstraint("kind IN ('person', 'business')", name="kind"),
+    CheckConstraint("monthly_income_minor >= 0", name="income_not_negative"),
+    CheckConstraint("monthly_obligations_minor >= 0", name="obligations_not_negative"),
+    CheckConstraint(
+        "screening_status IN ('not-screened', 'clear', 'pending', 'hit')", name="screening_status"
+    ),
+)
+Index("ix_borrowers_group_id", borrowers.c.group_id)
+
+# KYC evidence, append-only: a new check is a new row; the latest one decides.
+kyc_checks = Table(
+    "kyc_checks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("borrower_id", Id, ForeignKey("borrowers.id"), nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("document_type", String(32), nullable=False),
+    Column("document_number_encrypted", Text, nullable=False),
+    Column("document_number_masked", String(16), nullable=False),
+    Column("checked_by", String(100), nullable=False),
+    Column("checked_on", Date, nullable=False),
+    Column("valid_until", Date, nullable=True),
+    Column("note", String(500), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    CheckConstraint("outcome IN ('pending', 'verified', 'rejected')", name="outcome"),
+)
+Index("ix_kyc_checks_borrower_id", kyc_checks.c.borrower_id)
+
+# A watch list is loaded as a version; screening reads each name's latest version.
+watch_lists = Table(
+    "watch_lists",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("entry_count", Integer, nullable=False),
+    Column("loaded_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("loaded_at", String(32), nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+watch_list_entries = Table(
+    "watch_list_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("watch_list_id", Id, ForeignKey("watch_lists.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("date_of_birth", Date, nullable=True),
+    Column("birth_year", SmallInteger, nullable=True),
+    Column("country", String(200), nullable=True),
+    Column("list_name", String(200), nullable=False),
+    Column("reference", String(200), nullable=True),
+)
+Index("ix_watch_list_entries_watch_list_id", watch_list_entries.c.watch_list_id)
+
+# One row per screening of a borrower (append-only): what was screened, against what.
+screening_results = Table(
+    "screening_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("borrower_id", Id, ForeignKey("borrowers.id"), nullable=False),
+    Column("subject_name", String(200), nullable=False),
+    Column("subject_date_of_birth", Date, nullable=True),
+    Column("lists", String(500), nullable=False),
+    Column("entries_checked", Integer, nullable=False),
+    Column("candidates", Integer, nullable=False),
+    Column("new_hits", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("threshold_x100", Integer, nullable=False),
+    Column("screened_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("screened_at", String(32), nullable=False),
+)
+Index("ix_screening_results_borrower_id", screening_results.c.borrower_id)
+
+# A candidate match referred to a person; cleared or confirmed with a second person.
+# Scores are hundredths of a point (0 to 10000). `match_key` names the borrower's
+# screened name and birth and the list entry: the same pair never refers twice.
+screening_hits = Table(
+    "screening_hits",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("borrower_id", Id, ForeignKey("borrowers.id"), nullable=False),
+    Column("result_id", Id, ForeignKey("screening_results.id"), nullable=False),
+    Column("entry_id", Id, ForeignKey("watch_list_entries.id"), nullable=False),
+    Column("match_key", String(64), nullable=False),
+    Column("list_name", String(200), nullable=False),
+    Column("entry_name", String(200), nullable=False),
+    Column("entry_reference", String(200), nullable=True),
+    Column("score_x100", Integer, nullable=False),
+    Column("name_score_x100", Integer, nullable=False),
+    Column("dob_match", String(8), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("approval_id", Id, ForeignKey("pending_approvals.id"), nullable=True),
+    Column("resolved_by", String(100), nullable=True),
+    Column("approved_by", String(100), nullable=True),
+    Column("resolved_at", String(32), nullable=True),
+    Column("resolution_note", String(500), nullable=True),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("borrower_id", "match_key"),
+    CheckConstraint("status IN ('pending', 'cleared', 'confirmed')", name="status"),
+)
+Index("ix_screening_hits_status", screening_hits.c.status)
+
+# --- borrowers (end) ---------------------------------------------------------------------
+
+
 # Tables the database itself keeps append-only (triggers in the migration).
 APPEND_ONLY_TABLES: tuple[str, ...] = (
     "journal_entries",
@@ -446,4 +605,8 @@ APPEND_ONLY_TABLES: tuple[str, ...] = (
     "outbox_events",
     "products",
     "loan_events",
+    "kyc_checks",
+    "watch_lists",
+    "watch_list_entries",
+    "screening_results",
 )
