@@ -760,13 +760,14 @@ def _book_one_guarded(conn: Connection, request: _Request) -> BookedEntry:
                 entry_id=first[2],
             )
         return _load_entries(conn, [int(first[2])], replayed=True)[0]
-    found = {row[5]: row for row in rows if row[4] is not None}
-    _require_known(codes, found)
+    # The same checks, in the same order, as _book_many.
     if spec.value_date is not None and spec.value_date > business_date:
         raise ValueDateInFuture(
             f"value date {spec.value_date.isoformat()} is after the business date "
             f"{business_date.isoformat()}"
         )
+    found = {row[5]: row for row in rows if row[4] is not None}
+    _require_known(codes, found)
     moves: dict[int, list[int]] = {}
     for p in spec.postings:
         account_id, _code, currency, status = found[p.account][4:8]

@@ -325,8 +325,8 @@ class Database:
                 yield conn
                 for hook in _before_commit.get():
                     hook(conn)
-                # A finaliser may register another (a seal emits no event, an
-                # event needs none): run until none is left, in registration order.
+                # A finaliser may register another one: run them until none is
+                # left, in registration order.
                 while finalisers := conn.info.pop(_FINALISERS, {}):
                     for finaliser in finalisers.values():
                         finaliser(conn)
