@@ -387,11 +387,6 @@ class _VerifiedCredentials:
         with self._lock:
             self._entries.pop(digest, None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.signing_key = None
-
 
 _caches: weakref.WeakKeyDictionary[Engine, _VerifiedCredentials] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
@@ -403,11 +398,6 @@ def _cache(db: Database) -> _VerifiedCredentials:
         if found is None:
             found = _caches[db.engine] = _VerifiedCredentials()
         return found
-
-
-def forget_verified_credentials(db: Database) -> None:
-    """Empty this process's cache of verified credentials for `db`."""
-    _cache(db).clear()
 
 
 _EPOCH_QUERY = select(settings.c.value).where(settings.c.key == CREDENTIALS_EPOCH_SETTING)
