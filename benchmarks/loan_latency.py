@@ -14,10 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from lendcore.ledger.model import AccountSpec, AccountType, EntrySpec, PostingSpec, Side
-from lendcore.products.chart import chart_for
-from lendcore.products.model import Product, load_product_text
-from lendcore.services import approvals, business_date, identity, ledger, loans, products
+from lendcore.products.model import Product
+from lendcore.services import business_date, lender, loans
 from lendcore.store.database import Database, open_database
 
 EXAMPLE = (
@@ -29,52 +27,39 @@ FUNDING_MINOR = 10_000_000_000
 @dataclass(frozen=True)
 class Lender:
     db: Database
-    servicing: Database
+    staff: lender.Staff
     product: Product
+
+    @property
+    def servicing(self) -> Database:
+        return self.staff.servicing
 
 
 def open_lender(directory: Path) -> Lender:
     db = open_database(f"sqlite:///{directory / 'bench.db'}")
-    product = load_product_text(EXAMPLE.read_text())
-    for spec in chart_for(product):
-        ledger.open_account(db, spec)
-    ledger.open_account(db, AccountSpec("3000", "Equity", AccountType.EQUITY, "USD"))
-    ledger.book_entry(
-        db,
-        EntrySpec(
-            "capital",
-            (
-                PostingSpec("1000", Side.DEBIT, FUNDING_MINOR, "USD"),
-                PostingSpec("3000", Side.CREDIT, FUNDING_MINOR, "USD"),
-            ),
-        ),
-    )
-    maker = db.acting_as(identity.create_user(db, "risk1", ["risk_manager"]).actor())
-    checker = db.acting_as(identity.create_user(db, "risk2", ["risk_manager"]).actor())
-    pending = products.submit_product(maker, product).approval
-    assert pending is not None
-    approvals.approve(checker, pending.id)
-    servicing = db.acting_as(identity.create_user(db, "svc", ["servicing"]).actor())
-    return Lender(db, servicing, product)
+    product = lender.example_product("consumer-annuity")
+    staff = lender.set_up_lender(db, [product], {"USD": FUNDING_MINOR})
+    return Lender(db, staff, product)
 
 
-def live_loans(lender: Lender, count: int, days: int, term: int = 36) -> list[int]:
+def live_loans(bank: Lender, count: int, days: int, term: int = 36) -> list[int]:
     """`count` monthly loans of `term` instalments lived for `days` days with an
     accrual run every day, each instalment paid on its due date."""
-    svc = lender.servicing
-    ids = [
-        loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "20000.00", term=term).id).id
-        for _ in range(count)
-    ]
+    svc = bank.servicing
+    ids = []
+    for n in range(count):
+        borrower = lender.onboard(bank.staff, f"Borrower {n + 1}", "USD")
+        loan = lender.originate(bank.staff, borrower, bank.product, "20000.00", term)
+        ids.append(loans.disburse(svc, loan.id).id)
     dues = {i.due_date: i.total for i in loans.get_loan(svc, ids[0]).state.instalments}
-    start = business_date.business_date(lender.db)
+    start = business_date.business_date(bank.db)
     for _ in range(days):
-        today = business_date.advance_business_date(lender.db, 1)
+        today = business_date.advance_business_date(bank.db, 1)
         if today in dues:
             for loan_id in ids:
                 loans.repay(svc, loan_id, dues[today], "USD")
         loans.accrue_book(svc)
-    assert business_date.business_date(lender.db) == start + timedelta(days=days)
+    assert business_date.business_date(bank.db) == start + timedelta(days=days)
     return ids
 
 
@@ -103,9 +88,9 @@ def measure_history(days_long: int, loans_count: int, reads: int) -> dict[str, d
     results: dict[str, dict[str, float]] = {}
     for label, days in (("1 day", 1), (f"{days_long} days", days_long)):
         with tempfile.TemporaryDirectory() as directory:
-            lender = open_lender(Path(directory))
-            ids = live_loans(lender, loans_count, days)
-            svc = lender.servicing
+            bank = open_lender(Path(directory))
+            ids = live_loans(bank, loans_count, days)
+            svc = bank.servicing
             read_samples: list[float] = []
             pay_samples: list[float] = []
             for loan_id in ids:
@@ -123,7 +108,7 @@ def measure_history(days_long: int, loans_count: int, reads: int) -> dict[str, d
                 )
             results[f"read after {label}"] = summary(read_samples)
             results[f"next repayment after {label}"] = summary(pay_samples)
-            lender.db.dispose()
+            bank.db.dispose()
     return results
 
 
@@ -131,9 +116,9 @@ def measure_backdated(runs: int) -> dict[str, float]:
     """A repayment dated before 36 monthly repayments, three years into a loan with
     daily accrual (a 4-year loan, so it is still open after 36 repayments)."""
     with tempfile.TemporaryDirectory() as directory:
-        lender = open_lender(Path(directory))
-        (loan_id,) = live_loans(lender, 1, 3 * 365 + 5, term=48)
-        svc = lender.servicing
+        bank = open_lender(Path(directory))
+        (loan_id,) = live_loans(bank, 1, 3 * 365 + 5, term=48)
+        svc = bank.servicing
         view = loans.get_loan(svc, loan_id)
         repayments = [h for h in view.history if h.kind == "repayment"]
         assert len(repayments) == 36, len(repayments)
@@ -141,5 +126,5 @@ def measure_backdated(runs: int) -> dict[str, float]:
         samples = latency_ms(
             lambda: loans.repay(svc, loan_id, "1.00", "USD", value_date=before_all), runs
         )
-        lender.db.dispose()
+        bank.db.dispose()
         return summary(samples)

@@ -13,6 +13,7 @@ from lendcore.ledger.verify import VerifyReport
 from lendcore.money import currency, format_minor
 from lendcore.origination.borrowers import Borrower, KycCheck
 from lendcore.schedules.engine import Schedule
+from lendcore.services.applications import Application, Replay, StoredDecision
 from lendcore.services.approvals import PendingApproval
 from lendcore.services.audit import AuditEntry
 from lendcore.services.borrowers import (
@@ -26,6 +27,7 @@ from lendcore.services.borrowers import (
 from lendcore.services.identity import ApiKey, User
 from lendcore.services.ledger import Account, Balance, BookedEntry, Hold, TrialBalance
 from lendcore.services.loans import LoanSummary, LoanView
+from lendcore.services.policies import PolicyVersion
 from lendcore.services.products import ProductSubmission, StoredProduct
 from lendcore.services.webhooks import Delivery, Webhook
 
@@ -547,3 +549,81 @@ def watch_list_load_doc(w: WatchListLoad) -> dict[str, Any]:
         "watch_list": watch_list_doc(w.watch_list),
         "screened": None if w.screened is None else screening_summary_doc(w.screened),
     }
+
+
+def application_doc(a: Application) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "borrower_id": a.borrower_id,
+        "product": a.product_code,
+        "product_version": a.product_version,
+        "currency": a.currency,
+        "amount": amount(a.amount_minor, a.currency),
+        "term": a.term,
+        "purpose": a.purpose,
+        "status": a.status,
+        "outcome": a.outcome,
+        "decision_id": a.decision_id,
+        "decided_by": a.decided_by,
+        "entered_by": a.entered_by,
+        "loan_id": a.loan_id,
+        "business_date": iso(a.business_date),
+        "expires_on": iso(a.expires_on),
+        "created_at": a.created_at,
+    }
+
+
+def decision_doc(d: StoredDecision) -> dict[str, Any]:
+    """A stored decision: outcome, reasons, score, price, versions, and its inputs."""
+    currency_code = str(d.inputs.get("currency", "USD"))
+    body = dict(d.decision)
+    return {
+        "id": d.id,
+        "application_id": d.application_id,
+        "kind": d.kind,
+        "outcome": d.outcome,
+        "reasons": body.get("reasons", []),
+        "score": body.get("score"),
+        "pd": body.get("pd"),
+        "band": body.get("band"),
+        "annual_rate": body.get("annual_rate"),
+        "instalment": amount(int(body.get("instalment_minor", 0)), currency_code),
+        "stress_payment_monthly": amount(
+            int(body.get("stress_payment_monthly_minor", 0)), currency_code
+        ),
+        "dti": body.get("dti"),
+        "pti": body.get("pti"),
+        "policy_version": d.policy_version,
+        "model_version": d.model_version,
+        "challenger": body.get("challenger"),
+        "actor": d.actor,
+        "note": d.note,
+        "business_date": iso(d.business_date),
+        "created_at": d.created_at,
+        "inputs": dict(d.inputs),
+    }
+
+
+def replay_doc(r: Replay) -> dict[str, Any]:
+    return {
+        "decision_id": r.decision_id,
+        "reproduced": r.reproduced,
+        "differences": list(r.differences),
+        "stored": dict(r.stored),
+        "replayed": dict(r.replayed),
+    }
+
+
+def policy_doc(p: PolicyVersion, *, with_document: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "version": p.version,
+        "name": p.name,
+        "active": p.active,
+        "loaded_by": p.loaded_by,
+        "approved_by": p.approved_by,
+        "business_date": iso(p.business_date),
+        "created_at": p.created_at,
+    }
+    if with_document:
+        doc["document"] = dict(p.document)
+    return doc

@@ -186,7 +186,7 @@ def test_installed_command_demo_and_env_var(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Trial balance" in done.stdout and "Portfolio" in done.stdout
-    assert "Loans booked: 6" in done.stdout
+    assert "Applications: 6" in done.stdout
     assert db_file.exists()
     verify = subprocess.run(
         [lendcore_bin(), "ledger", "verify", "--json"],

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from lendcore.api.app import create_app
 from lendcore.cli import app
 from lendcore.services import identity
+from lendcore.services import lender as lender_service
 from lendcore.store.database import Database, open_database
 from tests.integration.loan_helpers import open_lender
 
@@ -38,8 +39,11 @@ def run_json(db_url: str, *args: str) -> Any:
     return json.loads(out)
 
 
+PROFILE = json.dumps(dict(lender_service.GOOD_PROFILE))
+
+
 @pytest.fixture
-def lender_url(db_url: str) -> str:
+def lender_url(db_url: str) -> tuple[str, int]:
     db = open_database(db_url)
     try:
         lender = open_lender(db)
@@ -49,32 +53,43 @@ def lender_url(db_url: str) -> str:
             ("otto", "loan_officer"),
         ):
             identity.create_user(db, name, [role])
-        assert lender.product.code == "consumer-annuity"
+        borrower = lender_service.onboard(lender.staff, "Ada Lovelace", "USD")
     finally:
         db.engine.dispose()
-    return db_url
+    return db_url, borrower
 
 
-def test_cli_loan_life(lender_url: str) -> None:
-    db = lender_url
-    loan = run_json(
+def test_cli_loan_life(lender_url: tuple[str, int]) -> None:
+    db, borrower = lender_url
+    application = run_json(
         db,
         "--as",
-        "sam",
-        "loan",
-        "book",
+        "otto",
+        "application",
+        "submit",
+        "--borrower",
+        str(borrower),
         "--product",
         "consumer-annuity",
-        "--principal",
+        "--amount",
         "10000.00",
         "--term",
         "12",
-        "--annual-rate",
-        "0.12",
-        "--borrower",
-        "Ada",
+        "--purpose",
+        "Car",
+        "--income",
+        "6000.00",
+        "--profile",
+        PROFILE,
     )
+    assert (application["status"], application["entered_by"]) == ("approved", "otto")
+    # Servicing books it; nobody books without an approved application.
+    code, out, err = run(db, "--as", "otto", "application", "book", str(application["id"]))
+    assert code != 0 and err.startswith("error[PERMISSION_DENIED]")
+    loan = run_json(db, "--as", "sam", "application", "book", str(application["id"]))
     assert (loan["status"], loan["approved"], loan["currency"]) == ("approved", "10000.00", "USD")
+    replay = run_json(db, "--as", "cara", "decision", "replay", str(application["decision_id"]))
+    assert replay["reproduced"] is True
     loan_id = str(loan["id"])
     loan = run_json(db, "--as", "sam", "loan", "disburse", loan_id)
     assert loan["status"] == "active"
@@ -145,8 +160,8 @@ def test_cli_loan_life(lender_url: str) -> None:
 
 @pytest.fixture
 def client(db: Database) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
-    open_lender(db)
-    keys = {}
+    lender = open_lender(db)
+    keys = {"borrower": {"id": str(lender_service.onboard(lender.staff, "Ada Lovelace", "USD"))}}
     for name, role in (("sam", "servicing"), ("cara", "credit_approver"), ("otto", "loan_officer")):
         identity.create_user(db, name, [role])
         keys[name] = {"X-API-Key": identity.create_api_key(db, name, label="e2e").token}
@@ -162,14 +177,23 @@ def expect(response: httpx.Response, status: int) -> Any:
 def test_api_loan_life(client: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
     http, keys = client
     sam = keys["sam"]
-    body = {"product": "consumer-annuity", "principal": "5000.00", "term": 6}
-    loan = expect(
-        http.post("/v1/loans", json=body, headers={**sam, "Idempotency-Key": "book-1"}), 201
-    )
-    again = expect(
-        http.post("/v1/loans", json=body, headers={**sam, "Idempotency-Key": "book-1"}), 201
-    )
+    body = {
+        "borrower_id": int(keys["borrower"]["id"]),
+        "product": "consumer-annuity",
+        "amount": "5000.00",
+        "term": 6,
+        "purpose": "Car",
+        "monthly_income": "6000.00",
+        "credit_profile": dict(lender_service.GOOD_PROFILE),
+    }
+    application = expect(http.post("/v1/applications", json=body, headers=keys["otto"]), 201)
+    assert application["status"] == "approved"
+    booking = f"/v1/applications/{application['id']}/booking"
+    loan = expect(http.post(booking, headers={**sam, "Idempotency-Key": "book-1"}), 201)
+    again = expect(http.post(booking, headers={**sam, "Idempotency-Key": "book-1"}), 201)
     assert again["id"] == loan["id"]
+    twice = http.post(booking, headers=sam)
+    assert twice.status_code == 409 and twice.json()["code"] == "BOOKING_REFUSED"
     loan_id = loan["id"]
     loan = expect(http.post(f"/v1/loans/{loan_id}/disbursements", json={}, headers=sam), 201)
     assert loan["balances"]["disbursed"] == "5000.00"

@@ -31,7 +31,7 @@ def _assert_ledger_matches(lender: Lender, loan_id: int) -> loans.LoanView:
 
 def test_a_loan_from_booking_to_closure(lender: Lender) -> None:
     svc = lender.servicing
-    loan = loans.book_loan(svc, "consumer-annuity", "10000.00", term=12, annual_rate="0.12")
+    loan = lender.book("10000.00", 12)
     assert loan.state.status.value == "approved"
     loan = loans.disburse(svc, loan.id)
     assert loan.state.status.value == "active"
@@ -53,7 +53,7 @@ def test_a_loan_from_booking_to_closure(lender: Lender) -> None:
 
 def test_late_payment_ages_and_charges_then_cures(lender: Lender) -> None:
     svc = lender.servicing
-    loan = loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "5000.00", term=6).id)
+    loan = loans.disburse(svc, lender.book("5000.00", 6).id)
     first_due = loan.state.instalments[0].due_date
     business_date.set_business_date(lender.operator, date.fromordinal(first_due.toordinal() + 40))
     late = loans.get_loan(svc, loan.id).state
@@ -68,7 +68,7 @@ def test_late_payment_ages_and_charges_then_cures(lender: Lender) -> None:
 
 def test_backdated_repayment_and_reversal_replay_the_loan(lender: Lender) -> None:
     svc = lender.servicing
-    loan = loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "3000.00", term=6).id)
+    loan = loans.disburse(svc, lender.book("3000.00", 6).id)
     dues = [i.due_date for i in loan.state.instalments]
     business_date.set_business_date(lender.operator, dues[2])
     amount = loan.state.instalments[0].total
@@ -90,7 +90,7 @@ def test_backdated_repayment_and_reversal_replay_the_loan(lender: Lender) -> Non
 
 def test_write_off_needs_a_second_person_then_recoveries(lender: Lender) -> None:
     svc = lender.servicing
-    loan = loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "2000.00", term=6).id)
+    loan = loans.disburse(svc, lender.book("2000.00", 6).id)
     business_date.advance_business_date(lender.operator, 200)
     pending = loans.write_off(svc, loan.id, "borrower unreachable for 200 days")
     with pytest.raises(LendcoreError):
@@ -127,7 +127,7 @@ def test_write_off_needs_a_second_person_then_recoveries(lender: Lender) -> None
 )
 def test_bad_input_is_refused_and_writes_nothing(lender: Lender, call, error) -> None:  # type: ignore[no-untyped-def]
     svc = lender.servicing
-    loan = loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "2000.00", term=6).id)
+    loan = loans.disburse(svc, lender.book("2000.00", 6).id)
     entries_before = len(ledger.list_entries(lender.operator, limit=500))
     with pytest.raises(error):
         call(svc, loan.id)
@@ -138,7 +138,7 @@ def test_bad_input_is_refused_and_writes_nothing(lender: Lender, call, error) ->
 
 def test_disbursement_above_the_approved_amount_is_refused(lender: Lender) -> None:
     svc = lender.servicing
-    loan = loans.book_loan(svc, "consumer-annuity", "2000.00", term=6)
+    loan = lender.book("2000.00", 6)
     with pytest.raises(loans.DisbursementExceedsApproved):
         loans.disburse(svc, loan.id, "2000.01")
     loans.disburse(svc, loan.id, "1500.00")
@@ -149,12 +149,7 @@ def test_disbursement_above_the_approved_amount_is_refused(lender: Lender) -> No
 
 def test_accrual_of_the_book_is_one_entry_per_product_and_reconciles(lender: Lender) -> None:
     svc = lender.servicing
-    ids = [
-        loans.disburse(
-            svc, loans.book_loan(svc, "consumer-annuity", f"{1000 + n}.00", term=6).id
-        ).id
-        for n in range(3)
-    ]
+    ids = [loans.disburse(svc, lender.book(f"{1000 + n}.00", 6).id).id for n in range(3)]
     business_date.advance_business_date(lender.operator, 45)
     run = loans.accrue_book(svc)
     assert (run.loans_seen, run.loans_changed, len(run.entry_ids)) == (3, 3, 1)
@@ -200,7 +195,7 @@ def test_any_sequence_keeps_ledger_and_loans_equal_and_paying_all_closes(
     replayed state, the ledger's accounts equal the sum over the loans, and
     paying the payoff closes the loan."""
     svc = lender.servicing
-    loan = loans.disburse(svc, loans.book_loan(svc, "consumer-annuity", "2400.00", term=6).id)
+    loan = loans.disburse(svc, lender.book("2400.00", 6).id)
     disbursed_on = _today(svc)
     paid: list[int] = []
     for kind, days, cents in steps:

@@ -35,7 +35,10 @@ from lendcore.ledger.model import (
 )
 from lendcore.origination.borrowers import BorrowerUpdate, KycEvidence, KycOutcome
 from lendcore.products.model import Product, load_product_text
+from lendcore.risk.model import demo_model_path  # models
+from lendcore.risk.policy import default_policy_text
 from lendcore.services import (
+    applications,
     approvals,
     audit,
     borrowers,
@@ -46,12 +49,15 @@ from lendcore.services import (
     ledger,
     loans,
     manual_entries,
+    policies,
     products,
     publisher,
     schedules,
     verify,
     webhooks,
 )
+from lendcore.services import lender as lender_service
+from lendcore.services import models as model_service  # models
 from lendcore.services.approvals import PendingApproval
 from lendcore.services.clock import current_business_date
 from lendcore.store.database import Database
@@ -202,12 +208,54 @@ def one_product(db: Database) -> Ctx:
 
 def one_loan(db: Database) -> Ctx:
     """A funded lender, the consumer-annuity product and one disbursed loan of 5,000.00."""
-    lender = open_lender(db)
-    loan = loans.disburse(
-        lender.servicing,
-        loans.book_loan(lender.servicing, "consumer-annuity", "5000.00", term=6).id,
+    lender = open_lender(db, prefix="setup-")
+    loan = loans.disburse(lender.servicing, lender.book("5000.00", 6).id)
+    return {**no_setup(db), "loan_id": loan.id, "lender": lender}
+
+
+def one_application(db: Database, *, born: date = date(1984, 5, 17)) -> Ctx:
+    """A lender and one application as the engine decided it (born before 1950: referred)."""
+    lender = open_lender(db, prefix="setup-")
+    borrower = lender_service.onboard(lender.staff, "Ada Applicant", "USD", date_of_birth=born)
+    application = applications.submit_application(
+        lender.staff.loan_officer,
+        borrower,
+        "consumer-annuity",
+        "4000.00",
+        12,
+        purpose="Car",
+        monthly_income="6000.00",
+        credit_profile=dict(lender_service.GOOD_PROFILE),
     )
-    return {**no_setup(db), "loan_id": loan.id}
+    return {
+        **no_setup(db),
+        "lender": lender,
+        "borrower_id": borrower,
+        "application_id": application.id,
+        "status": application.status,
+        "decision_id": application.decision_id,
+    }
+
+
+def referred_application(db: Database) -> Ctx:
+    ctx = one_application(db, born=date(1941, 3, 3))
+    assert ctx["status"] == "referred", ctx["status"]
+    return ctx
+
+
+def approved_application(db: Database) -> Ctx:
+    ctx = one_application(db)
+    assert ctx["status"] == "approved", ctx["status"]
+    return ctx
+
+
+# --- models (begin): setups
+def demo_model_registered(db: Database) -> Ctx:
+    registered = model_service.register_model(db, str(demo_model_path()))
+    return {"today": today(db), "version": registered.version}
+
+
+# --- models (end): setups
 
 
 def pending_summary(p: PendingApproval) -> tuple[str, str, str]:
@@ -656,21 +704,123 @@ CASES: tuple[Case, ...] = (
         ],
         lambda ctx, role: [1],
     ),
-    # --- loans
+    # --- applications, decisions, policy
     Case(
-        loans.book_loan,
-        one_loan,
+        applications.submit_application,
+        approved_application,
         lambda db, ctx, role: (
-            (v := loans.book_loan(db, "consumer-annuity", "1000.00", term=6)).state.status.value,
-            v.approved_minor,
+            (
+                a := applications.submit_application(
+                    db,
+                    ctx["borrower_id"],
+                    "consumer-annuity",
+                    "1000.00",
+                    6,
+                    purpose="Phone",
+                    monthly_income="6000.00",
+                    credit_profile=dict(lender_service.GOOD_PROFILE),
+                )
+            ).entered_by,
+            a.status,
         ),
-        lambda ctx, role: ("approved", 100_000),
+        lambda ctx, role: (username(role), "approved"),
     ),
+    Case(
+        applications.get_application,
+        approved_application,
+        lambda db, ctx, role: applications.get_application(db, ctx["application_id"]).status,
+        lambda ctx, role: "approved",
+    ),
+    Case(
+        applications.list_applications,
+        approved_application,
+        lambda db, ctx, role: [a.id for a in applications.list_applications(db)],
+        lambda ctx, role: [ctx["application_id"]],
+    ),
+    Case(
+        applications.get_decision,
+        approved_application,
+        lambda db, ctx, role: applications.get_decision(db, ctx["decision_id"]).outcome,
+        lambda ctx, role: "approve",
+    ),
+    Case(
+        applications.decisions_of,
+        approved_application,
+        lambda db, ctx, role: [
+            d.kind for d in applications.decisions_of(db, ctx["application_id"])
+        ],
+        lambda ctx, role: ["engine"],
+    ),
+    Case(
+        applications.replay_decision,
+        approved_application,
+        lambda db, ctx, role: applications.replay_decision(db, ctx["decision_id"]).reproduced,
+        lambda ctx, role: True,
+    ),
+    Case(
+        applications.approve_application,
+        referred_application,
+        lambda db, ctx, role: (
+            applications.approve_application(db, ctx["application_id"], "ok").status
+        ),
+        lambda ctx, role: "approved",
+    ),
+    Case(
+        applications.decline_application,
+        referred_application,
+        lambda db, ctx, role: (
+            applications.decline_application(db, ctx["application_id"], "no").status
+        ),
+        lambda ctx, role: "declined",
+    ),
+    Case(
+        applications.override_decision,
+        approved_application,
+        lambda db, ctx, role: pending_summary(
+            applications.override_decision(db, ctx["application_id"], "decline", "fraud suspicion")
+        ),
+        lambda ctx, role: ("application.override", "pending", username(role)),
+    ),
+    Case(
+        applications.withdraw_application,
+        approved_application,
+        lambda db, ctx, role: (
+            applications.withdraw_application(db, ctx["application_id"], "asked").status
+        ),
+        lambda ctx, role: "withdrawn",
+    ),
+    Case(
+        applications.book_application,
+        approved_application,
+        lambda db, ctx, role: (
+            applications.book_application(db, ctx["application_id"]).state.status.value
+        ),
+        lambda ctx, role: "approved",
+    ),
+    Case(
+        policies.submit_policy,
+        no_setup,
+        lambda db, ctx, role: pending_summary(policies.submit_policy(db, default_policy_text())),
+        lambda ctx, role: ("policy.change", "pending", username(role)),
+    ),
+    Case(
+        policies.list_policies,
+        approved_application,
+        lambda db, ctx, role: [p.active for p in policies.list_policies(db)],
+        lambda ctx, role: [True],
+    ),
+    Case(
+        policies.get_policy,
+        approved_application,
+        lambda db, ctx, role: policies.get_policy(db).name,
+        lambda ctx, role: "default retail policy",
+    ),
+    # --- loans
     Case(
         loans.disburse,
         lambda db: {
-            **one_loan(db),
-            "new": loans.book_loan(db, "consumer-annuity", "1000.00", term=6).id,
+            **(ctx := approved_application(db)),
+            "new": applications.book_application(ctx["lender"].servicing, ctx["application_id"]).id,
         },
         lambda db, ctx, role: loans.disburse(db, ctx["new"]).state.status.value,
         lambda ctx, role: "active",
@@ -963,6 +1113,34 @@ CASES: tuple[Case, ...] = (
         lambda ctx, role: ("screening.resolve", "pending", username(role)),
     ),
     # --- borrowers (end): cases
+    # --- models (begin): cases
+    Case(
+        model_service.register_model,
+        no_setup,
+        lambda db, ctx, role: model_service.register_model(db, str(demo_model_path())).kind,
+        lambda ctx, role: "scorecard",
+    ),
+    Case(
+        model_service.activate_model,
+        demo_model_registered,
+        lambda db, ctx, role: pending_summary(
+            model_service.activate_model(db, ctx["version"], "champion")
+        ),
+        lambda ctx, role: ("model.activate", "pending", username(role)),
+    ),
+    Case(
+        model_service.list_models,
+        demo_model_registered,
+        lambda db, ctx, role: [m.version for m in model_service.list_models(db)],
+        lambda ctx, role: [ctx["version"]],
+    ),
+    Case(
+        model_service.get_model,
+        demo_model_registered,
+        lambda db, ctx, role: model_service.get_model(db, ctx["version"]).version,
+        lambda ctx, role: ctx["version"],
+    ),
+    # --- models (end): cases
 )
 
 # --- the table is complete ---------------------------------------------------------------

@@ -101,16 +101,21 @@ def test_the_shipped_table_is_read_once_and_names_each_rule_by_its_key() -> None
 def test_the_auditor_reads_everything_and_changes_nothing() -> None:
     auditor_may = sorted(k for k, r in TABLE.items() if Role.AUDITOR in r.roles)
     assert auditor_may == [
+        "application.read",
         "approvals.read",
         "audit.read",
         "borrower.read",
         "calendar.business_date.read",
+        "decision.read",
+        "decision.replay",
         "events.read",
         "identity.apikey.read",
         "identity.user.read",
         "ledger.read",
         "ledger.verify",
         "loan.read",
+        "model.read",
+        "policy.read",
         "product.read",
         "schedule.preview",
         "screening.read",
@@ -125,7 +130,7 @@ def test_admin_never_moves_money() -> None:
         "ledger.hold.place",
         "ledger.hold.post",
         "ledger.hold.void",
-        "loan.book",
+        "application.book",
         "loan.disburse",
         "loan.repay",
         "loan.repayment.reverse",
@@ -303,3 +308,16 @@ def test_loan_changes_that_forgo_money_need_a_credit_decision() -> None:
         frozenset({Role.CREDIT_APPROVER, Role.RISK_MANAGER}),
     )
     assert "loan.repay" not in needs_approval
+
+
+def test_origination_controls_are_in_the_table() -> None:
+    """Who enters never decides, overriding the engine needs a second person, and
+    a policy change needs a second risk manager."""
+    assert TABLE["application.submit"].roles == frozenset({Role.LOAN_OFFICER})
+    assert Role.LOAN_OFFICER not in TABLE["application.approve"].roles
+    assert TABLE["application.override"].approvers == frozenset(
+        {Role.CREDIT_APPROVER, Role.RISK_MANAGER}
+    )
+    assert TABLE["policy.change"].approvers == frozenset({Role.RISK_MANAGER})
+    assert TABLE["application.book"].roles == frozenset({Role.SERVICING})
+    assert "loan.book" not in TABLE  # a loan is booked only from an approved application

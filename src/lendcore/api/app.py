@@ -13,12 +13,14 @@ from lendcore.api import logs, openapi, problems
 from lendcore.api.deps import base_db, refuse_nul
 from lendcore.api.middleware import RequestContext
 from lendcore.api.routes import (
+    applications,
     approvals,
     audit,
     borrowers,
     identity,
     ledger,
     loans,
+    models,
     products,
     schedules,
     webhooks,
@@ -93,4 +95,6 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
     for module in (identity, ledger, products, loans, schedules, approvals, audit, webhooks):
         app.include_router(module.router)
     app.include_router(borrowers.router)
+    app.include_router(applications.router)
+    app.include_router(models.router)
     return app

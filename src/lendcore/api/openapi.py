@@ -25,6 +25,8 @@ EXTRA_STATUSES: dict[tuple[str, str], frozenset[int]] = {
     ("/v1/auth/token", "post"): frozenset({401}),
     # The database does not answer or its schema is not current.
     ("/readyz", "get"): frozenset({503}),
+    # No credit policy has been approved yet.
+    ("/v1/policies/active", "get"): frozenset({409}),
 }
 
 REQUEST_ID_HEADER = {

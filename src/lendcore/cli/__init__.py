@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from lendcore.cli.applications import application_app, decision_app, policy_app
 from lendcore.cli.approvals import approval_app
 from lendcore.cli.audit import audit_app
 from lendcore.cli.borrowers import borrower_app, screening_app, watchlist_app
@@ -23,6 +24,7 @@ from lendcore.cli.events import events_app, webhook_app
 from lendcore.cli.identity import apikey_app, user_app
 from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
 from lendcore.cli.loans import loan_app
+from lendcore.cli.models import model_app
 from lendcore.cli.products import product_app
 from lendcore.cli.schedule import schedule_app
 from lendcore.errors import LendcoreError
@@ -140,7 +142,11 @@ app.add_typer(entry_app, name="entry")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(product_app, name="product")
+app.add_typer(model_app, name="model")
 app.add_typer(loan_app, name="loan")
+app.add_typer(application_app, name="application")
+app.add_typer(decision_app, name="decision")
+app.add_typer(policy_app, name="policy")
 app.add_typer(borrower_app, name="borrower")
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(screening_app, name="screening")

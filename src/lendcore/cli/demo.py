@@ -102,7 +102,9 @@ def demo_command(
         console.print("This database holds the demo already: nothing booked again.")
     else:
         console.print(
-            f"Loans booked: {result.loans_booked} · repayments: {result.repayments} · "
+            f"Applications: {result.applications} (engine: {result.approved} approved, "
+            f"{result.referred} referred, {result.declined} declined) · "
+            f"loans booked: {result.loans_booked} · repayments: {result.repayments} · "
             f"days lived: {result.days} · ledger entries: {result.ledger_entries}"
         )
     print_portfolio(database)

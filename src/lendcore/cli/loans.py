@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import typer
 from rich.table import Table
 
@@ -105,35 +103,6 @@ def _pending(pending: PendingApproval, json_out: bool) -> None:
         console.print(
             f"Approval {pending.id} pending: {pending.summary} (another person approves it)"
         )
-
-
-@loan_app.command("book")
-@handles_errors
-def loan_book(
-    ctx: typer.Context,
-    product: str = typer.Option(..., "--product", help="Product code (its latest version)."),
-    principal: str = typer.Option(..., "--principal", help="Approved amount, e.g. 10000.00."),
-    annual_rate: str | None = typer.Option(
-        None, "--annual-rate", help="0.12 for 12 %; default: the product's."
-    ),
-    term: int | None = typer.Option(None, "--term", help="Number of instalments."),
-    start: str | None = typer.Option(None, "--start", help="Expected disbursement date."),
-    first_repayment: str | None = typer.Option(None, "--first-repayment"),
-    borrower: str | None = typer.Option(None, "--borrower"),
-    json_out: bool = JsonOption,
-) -> None:
-    """Book an approved loan on a product."""
-    view = loan_service.book_loan(
-        db(ctx),
-        product,
-        principal,
-        annual_rate=Decimal(annual_rate) if annual_rate is not None else None,
-        term=term,
-        start=parse_iso_date(start),
-        first_repayment=parse_iso_date(first_repayment),
-        borrower=borrower,
-    )
-    _show(view, json_out)
 
 
 @loan_app.command("disburse")

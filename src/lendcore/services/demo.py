@@ -1,8 +1,11 @@
 """The demo job: a small lender's first months, through the real commands.
 
-Two risk managers load and approve the example products (maker-checker), an
-accountant opens their accounts and the capital, servicing books and disburses
-a few dozen loans, and the book lives day by day: borrowers pay on time, late
+Two risk managers load and approve the example products, the credit policy and
+the demo scorecard (maker-checker), an accountant opens the accounts and the
+capital; a loan officer onboards borrowers (KYC, screening) and enters their
+applications, the engine decides them, a credit approver decides the referred
+ones, servicing books and disburses the approved ones, and the book lives day
+by day: borrowers pay on time, late
 or not at all (a seeded draw, so every run tells the same story), one payment
 is backdated, one bounces and is reversed, interest and dues are recognised
 every night, and a defaulted loan is written off with a second person's
@@ -18,20 +21,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 from sqlalchemy import func, select
 
 from lendcore.errors import LendcoreError
-from lendcore.ledger.model import AccountSpec, AccountType, EntrySpec, PostingSpec, Side
-from lendcore.products.chart import chart_for
-from lendcore.products.model import Product, load_product_text
-from lendcore.services import approvals, identity, ledger, loans, products
+from lendcore.schedules.terms import frequency
+from lendcore.services import applications, approvals, lender, loans
 from lendcore.services import business_date as business_date_service
 from lendcore.store.database import Database
 from lendcore.store.schema import journal_entries
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "products" / "examples"
 DEMO_PRODUCTS = ("consumer-annuity", "working-capital-bullet", "microloan-weekly-flat")
 LOANS = 36
 DAYS = 150
@@ -42,36 +41,14 @@ CAPITAL_MINOR = {"USD": 5_000_000_00, "KES": 50_000_000_00}
 @dataclass(frozen=True, slots=True)
 class DemoResult:
     already_run: bool
+    applications: int
+    approved: int
+    referred: int
+    declined: int
     loans_booked: int
     repayments: int
     days: int
     ledger_entries: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Staff:
-    accountant: Database
-    risk: Database
-    risk_checker: Database
-    servicing: Database
-    approver: Database
-
-
-def example_product(code: str) -> Product:
-    return load_product_text((EXAMPLES / f"{code}.yaml").read_text())
-
-
-def _staff(db: Database) -> _Staff:
-    def user(name: str, role: str) -> Database:
-        return db.acting_as(identity.create_user(db, name, [role]).actor())
-
-    return _Staff(
-        accountant=user("demo-accountant", "accountant"),
-        risk=user("demo-risk", "risk_manager"),
-        risk_checker=user("demo-risk-checker", "risk_manager"),
-        servicing=user("demo-servicing", "servicing"),
-        approver=user("demo-approver", "credit_approver"),
-    )
 
 
 def _already_run(db: Database) -> bool:
@@ -81,35 +58,18 @@ def _already_run(db: Database) -> bool:
         return False
 
 
-def _open_books(db: Database, staff: _Staff, book: list[Product]) -> None:
-    opened: set[str] = set()
-    for product in book:
-        for spec in chart_for(product):
-            if spec.code not in opened:
-                ledger.open_account(staff.accountant, spec)
-                opened.add(spec.code)
-    for code, amount_minor in CAPITAL_MINOR.items():
-        funds = {p.accounting.fund_source for p in book if p.currency == code}
-        ledger.open_account(
-            staff.accountant,
-            AccountSpec(f"3000-{code}", f"Share capital ({code})", AccountType.EQUITY, code),
-        )
-        for fund in sorted(funds):
-            ledger.book_entry(
-                db,
-                EntrySpec(
-                    f"demo:capital:{fund}",
-                    (
-                        PostingSpec(fund, Side.DEBIT, amount_minor, code),
-                        PostingSpec(f"3000-{code}", Side.CREDIT, amount_minor, code),
-                    ),
-                    description=f"Paid-in capital into {fund}",
-                ),
-            )
-    for product in book:
-        submission = products.submit_product(staff.risk, product)
-        if submission.approval is not None:
-            approvals.approve(staff.risk_checker, submission.approval.id)
+def _profile(draw: random.Random) -> dict[str, float]:
+    """A credit profile: most borrowers clean, some with a late payment or two."""
+    late = draw.choices([0, 0, 0, 0, 0, 0, 1, 2, 4], k=3)
+    return {
+        "revolving_utilization": round(draw.uniform(0.0, 0.9), 3),
+        "open_credit_lines": draw.randint(1, 15),
+        "real_estate_loans": draw.randint(0, 2),
+        "times_30_59_days_late": late[0],
+        "times_60_89_days_late": late[1] // 2,
+        "times_90_days_late": late[2] // 4,
+        "dependents": draw.randint(0, 3),
+    }
 
 
 def run_demo(
@@ -121,26 +81,63 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo book for `days` days; `progress(done, total)` after each day."""
     if _already_run(db):
-        return DemoResult(True, 0, 0, 0, 0)
-    staff = _staff(db)
-    book = [example_product(code) for code in DEMO_PRODUCTS]
-    _open_books(db, staff, book)
+        return DemoResult(True, 0, 0, 0, 0, 0, 0, 0, 0)
+    book = [lender.example_product(code) for code in DEMO_PRODUCTS]
+    staff = lender.set_up_lender(db, book, CAPITAL_MINOR, prefix="demo-")
     draw = random.Random(SEED)
     svc = staff.servicing
-    # Each loan's borrower: pays on time, a few days late, or stops paying.
     pay_days: dict[int, set[date]] = {}
     start = business_date_service.business_date(db)
+    outcomes = {"approved": 0, "referred": 0, "declined": 0}
     for n in range(loan_count):
         product = book[n % len(book)]
         low, high = product.minor(product.principal.min), product.minor(product.principal.max)
         unit = 10**product.exponent * 100
-        principal = max(low, min(high, draw.randrange(low, max(low + 1, high // 4)) // unit * unit))
-        loan = loans.book_loan(svc, product.code, principal, borrower=f"Borrower {n + 1:03d}")
-        view = loans.disburse(svc, loan.id)
+        principal = min(high, draw.randrange(low, low * 12) // unit * unit)
+        # Income that makes the monthly payment 10 % to 40 % of it: mostly affordable.
+        months = max(
+            1,
+            round(product.term.default * 12 / float(frequency(product.frequency).periods_per_year)),
+        )
+        income = int(principal / months * draw.uniform(2.5, 10))
+        borrower = lender.onboard(
+            staff,
+            f"Borrower {n + 1:03d}",
+            product.currency,
+            date_of_birth=date(draw.randint(1952, 2003), draw.randint(1, 12), draw.randint(1, 28)),
+            monthly_income_minor=income,
+            monthly_obligations_minor=income // draw.randint(5, 20),
+        )
+        application = applications.submit_application(
+            staff.loan_officer,
+            borrower,
+            product.code,
+            principal,
+            product.term.default,
+            purpose=draw.choice(
+                ["Working capital", "Home repair", "School fees", "Vehicle", "Stock"]
+            ),
+            monthly_income=income,
+            monthly_obligations=income // draw.randint(5, 20),
+            credit_profile=_profile(draw),
+        )
+        outcomes[application.status] = outcomes.get(application.status, 0) + 1
+        if application.status == "referred":
+            decide = (
+                applications.approve_application
+                if draw.random() < 0.7
+                else applications.decline_application
+            )
+            application = decide(
+                staff.approver, application.id, "Reviewed: income documents checked"
+            )
+        if application.status != "approved":
+            continue
+        view = loans.disburse(svc, applications.book_application(svc, application.id).id)
         kind = draw.choices(["on-time", "late", "stops"], weights=[78, 14, 8])[0]
         lag = draw.randint(3, 40) if kind == "late" else 0
         stop = start + timedelta(days=40) if kind == "stops" else date.max
-        pay_days[loan.id] = {
+        pay_days[view.id] = {
             i.due_date + timedelta(days=lag)
             for i in view.state.instalments
             if i.due_date + timedelta(days=lag) < stop
@@ -151,7 +148,7 @@ def run_demo(
         for loan_id, when in pay_days.items():
             if today in when:
                 repayments += _borrower_pays(svc, loan_id)
-        if day == min(45, days):
+        if day == min(45, days) and len(pay_days) >= 2:
             repayments += _backdated_and_bounced(svc, list(pay_days), today)
         loans.accrue_book(svc)
         if progress is not None:
@@ -159,7 +156,17 @@ def run_demo(
     _write_off_the_worst(staff)
     with db.reading() as conn:
         entries = conn.execute(select(func.count()).select_from(journal_entries)).scalar_one()
-    return DemoResult(False, loan_count, repayments, days, int(entries))
+    return DemoResult(
+        False,
+        loan_count,
+        outcomes["approved"],
+        outcomes["referred"],
+        outcomes["declined"],
+        len(pay_days),
+        repayments,
+        days,
+        int(entries),
+    )
 
 
 def _borrower_pays(svc: Database, loan_id: int) -> int:
@@ -175,7 +182,11 @@ def _borrower_pays(svc: Database, loan_id: int) -> int:
 def _backdated_and_bounced(svc: Database, loan_ids: list[int], today: date) -> int:
     """A payment found in the bank statement a week late, and a cheque that bounced."""
     first = loans.get_loan(svc, loan_ids[0])
-    loans.repay(svc, first.id, 5_000, first.currency, value_date=today - timedelta(days=7))
+    if first.state.status.value != "active":
+        return 0
+    disbursed_on = first.history[0].value_date
+    value_date = max(disbursed_on, today - timedelta(days=7))
+    loans.repay(svc, first.id, 5_000, first.currency, value_date=value_date)
     second = loans.get_loan(svc, loan_ids[1])
     paid = [h for h in second.history if h.kind == "repayment"]
     if paid:
@@ -183,7 +194,7 @@ def _backdated_and_bounced(svc: Database, loan_ids: list[int], today: date) -> i
     return 1
 
 
-def _write_off_the_worst(staff: _Staff) -> None:
+def _write_off_the_worst(staff: lender.Staff) -> None:
     worst = max(
         loans.list_loans(staff.servicing, status="active", limit=500),
         key=lambda s: s.days_past_due,

@@ -123,15 +123,18 @@ def _product(conn: Connection, code: str, version: int | None = None) -> tuple[P
     return stored.product, stored.version
 
 
-def _amount(text: str | int, code: str) -> int:
+def amount_minor(text: str | int, code: str, *, allow_zero: bool = False) -> int:
     """Minor units of a decimal string in major units (an int is minor units already)."""
     if isinstance(text, int) and not isinstance(text, bool):
         minor = text
     else:
         minor = parse_minor(str(text), lookup_currency(code).exponent, currency_code=code)
-    if minor <= 0:
+    if minor < 0 or (minor == 0 and not allow_zero):
         raise InvalidInput("the amount must be positive", amount=str(text))
     return minor
+
+
+_amount = amount_minor
 
 
 def _check_accounts(conn: Connection, product: Product) -> None:
@@ -159,64 +162,65 @@ def _check_accounts(conn: Connection, product: Product) -> None:
 # --- booking a loan ------------------------------------------------------------------
 
 
-@command("loan.book")
-def book_loan(
-    db: Database,
-    product_code: str,
-    principal: str | int,
+def book_loan_on(
+    conn: Connection,
+    actor: str,
+    product: Product,
+    product_version: int,
+    principal_minor: int,
     *,
-    annual_rate: Decimal | str | None = None,
-    term: int | None = None,
-    start: date | None = None,
+    annual_rate: Decimal,
+    term: int,
+    start: date,
     first_repayment: date | None = None,
+    application_id: int | None = None,
     borrower: str | None = None,
 ) -> LoanView:
-    """Book an approved loan on the latest version of a product, within its limits."""
-    with db.transaction() as conn:
-        product, version = _product(conn, product_code)
-        _check_accounts(conn, product)
-        today = current_business_date(conn)
-        principal_minor = _amount(principal, product.currency)
-        rate = _rate(annual_rate) if annual_rate is not None else None
-        terms = product.terms(
-            principal_minor,
-            start or today,
-            annual_rate=rate,
-            term=term,
-            first_repayment=first_repayment,
+    """Book a loan inside the caller's transaction, within the product's limits.
+
+    Not a command of its own: a loan is booked only from an approved application
+    (`services.applications.book_application`), which runs the controls first.
+    """
+    _check_accounts(conn, product)
+    today = current_business_date(conn)
+    terms = product.terms(
+        principal_minor, start, annual_rate=annual_rate, term=term, first_repayment=first_repayment
+    )
+    positions = dict.fromkeys(_ROLES, 0)
+    loan_id = conn.execute(
+        insert(loans)
+        .values(
+            product_code=product.code,
+            product_version=product_version,
+            currency=product.currency,
+            borrower=borrower,
+            approved_minor=principal_minor,
+            terms_json=json.dumps(terms_to_doc(terms), sort_keys=True),
+            status=LoanStatus.APPROVED.value,
+            principal_outstanding_minor=0,
+            overdue_minor=0,
+            days_past_due=0,
+            state_as_of=today,
+            positions_json=json.dumps(positions, sort_keys=True),
+            last_seq=0,
+            booked_by=actor,
+            business_date=today,
+            created_at=utc_timestamp(),
         )
-        positions = dict.fromkeys(_ROLES, 0)
-        loan_id = conn.execute(
-            insert(loans)
-            .values(
-                product_code=product.code,
-                product_version=version,
-                currency=product.currency,
-                borrower=borrower,
-                approved_minor=principal_minor,
-                terms_json=json.dumps(terms_to_doc(terms), sort_keys=True),
-                status=LoanStatus.APPROVED.value,
-                principal_outstanding_minor=0,
-                overdue_minor=0,
-                days_past_due=0,
-                state_as_of=today,
-                positions_json=json.dumps(positions, sort_keys=True),
-                last_seq=0,
-                booked_by=db.actor.label,
-                business_date=today,
-                created_at=utc_timestamp(),
-            )
-            .returning(loans.c.id)
-        ).scalar_one()
-        emit(
-            conn,
-            "loan.booked",
-            "loan",
-            loan_id,
-            {"product": product.code, "amount_minor": principal_minor},
-        )
-        note_result(loan_id=loan_id)
-        return _view(conn, loan_id)
+        .returning(loans.c.id)
+    ).scalar_one()
+    emit(
+        conn,
+        "loan.booked",
+        "loan",
+        loan_id,
+        {
+            "product": product.code,
+            "amount_minor": principal_minor,
+            "application_id": application_id,
+        },
+    )
+    return _view(conn, loan_id)
 
 
 def _rate(value: Decimal | str) -> Decimal:

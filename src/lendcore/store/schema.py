@@ -596,6 +596,123 @@ Index("ix_screening_hits_status", screening_hits.c.status)
 # --- borrowers (end) ---------------------------------------------------------------------
 
 
+# --- applications, credit policies and decisions ----------------------------------------
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # SHA-256 of the canonical policy document: a decision names the rules it ran.
+    Column("version", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("document_json", Text, nullable=False),
+    Column("loaded_by", String(100), nullable=False),
+    Column("approved_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+policy_activations = Table(
+    "policy_activations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version", String(64), ForeignKey("policies.version"), nullable=False),
+    Column("approved_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("borrower_id", Id, ForeignKey("borrowers.id"), nullable=False),
+    Column("product_code", String(64), nullable=False),
+    Column("product_version", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("term", Integer, nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("monthly_income_minor", BigInteger, nullable=False),
+    Column("monthly_obligations_minor", BigInteger, nullable=False),
+    # The scorecard's characteristics as entered (JSON).
+    Column("features_json", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(16), nullable=True),
+    Column("decision_id", Id, nullable=True),
+    Column("decided_by", String(100), nullable=True),
+    Column("entered_by", String(100), nullable=False),
+    Column("entered_by_user_id", Id, nullable=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=True, unique=True),
+    Column("business_date", Date, nullable=False),
+    Column("expires_on", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    ForeignKeyConstraint(
+        ["product_code", "product_version"], ["products.code", "products.version"]
+    ),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+)
+Index("ix_applications_borrower_id", applications.c.borrower_id)
+Index("ix_applications_status", applications.c.status)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("application_id", Id, ForeignKey("applications.id"), nullable=False),
+    # engine: the decision engine; person: a credit approver on a referral;
+    # override: the engine's outcome changed with a reason and a second approval.
+    Column("kind", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("inputs_json", Text, nullable=False),
+    Column("decision_json", Text, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("note", String(500), nullable=True),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_decisions_application_id", decisions.c.application_id)
+
+
+# --- models (begin): scoring model artifacts and which is champion/challenger -------------
+
+# A model artifact, stored whole: its version is the SHA-256 of its canonical JSON.
+models = Table(
+    "models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("artifact_json", Text, nullable=False),
+    # Training metadata (rows, bad rate, source, libraries) as JSON, for lists.
+    Column("training_json", Text, nullable=False),
+    Column("registered_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    CheckConstraint("kind IN ('scorecard', 'lightgbm')", name="kind"),
+)
+
+# Activations, append-only: the latest row of a role names its model.
+model_activations = Table(
+    "model_activations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("role", String(16), nullable=False),
+    Column("version", String(64), ForeignKey("models.version"), nullable=False),
+    Column("made_by", String(100), nullable=False),
+    Column("approved_by", String(100), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    CheckConstraint("role IN ('champion', 'challenger')", name="role"),
+)
+Index("ix_model_activations_role", model_activations.c.role)
+
+# --- models (end) ---------------------------------------------------------------------------
+
+
 # Tables the database itself keeps append-only (triggers in the migration).
 APPEND_ONLY_TABLES: tuple[str, ...] = (
     "journal_entries",
@@ -609,4 +726,9 @@ APPEND_ONLY_TABLES: tuple[str, ...] = (
     "watch_lists",
     "watch_list_entries",
     "screening_results",
+    "policies",
+    "policy_activations",
+    "decisions",
+    "models",  # models
+    "model_activations",  # models
 )

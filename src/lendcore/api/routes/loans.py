@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -18,22 +17,6 @@ from lendcore.services import loans
 router = APIRouter(prefix="/v1", tags=["loans"])
 
 RATE_PATTERN = r"^[0-9]{1,2}(\.[0-9]{1,10})?$"
-
-
-class LoanCreate(Strict):
-    product: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="Product code (latest version)."
-    )
-    principal: str = Field(
-        pattern=AMOUNT_PATTERN, description='Approved amount, major units: "10000.00".'
-    )
-    annual_rate: str | None = Field(
-        default=None, pattern=RATE_PATTERN, description='"0.12" for 12 %.'
-    )
-    term: int | None = Field(default=None, ge=1, le=2600)
-    start: IsoDate | None = None
-    first_repayment: IsoDate | None = None
-    borrower: str | None = Field(default=None, max_length=200)
 
 
 class DisbursementCreate(Strict):
@@ -121,29 +104,6 @@ class LoanPublic(BaseModel):
 
 def _loan(view: loans.LoanView) -> LoanPublic:
     return LoanPublic(**loan_doc(view))
-
-
-@router.post("/loans", response_model=LoanPublic, status_code=201)
-def book_loan(
-    body: LoanCreate, request: Request, db: ActingDb, key: IdempotencyKey = None
-) -> JSONResponse:
-    """Book an approved loan on a product, within its limits."""
-
-    def produce() -> LoanPublic:
-        return _loan(
-            loans.book_loan(
-                db,
-                body.product,
-                body.principal,
-                annual_rate=Decimal(body.annual_rate) if body.annual_rate is not None else None,
-                term=body.term,
-                start=body.start,
-                first_repayment=body.first_repayment,
-                borrower=body.borrower,
-            )
-        )
-
-    return respond(request, db, key, body, produce)
 
 
 @router.get("/loans", response_model=Page[LoanSummaryPublic])

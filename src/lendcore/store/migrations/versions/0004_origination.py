@@ -21,6 +21,8 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+APPLICATION_APPEND_ONLY = ("policies", "policy_activations", "decisions")
+MODEL_APPEND_ONLY = ("models", "model_activations")  # models
 BORROWER_APPEND_ONLY = ("kyc_checks", "watch_lists", "watch_list_entries", "screening_results")
 
 
@@ -228,9 +230,156 @@ def upgrade() -> None:
     op.create_index(op.f("ix_screening_hits_status"), "screening_hits", ["status"], unique=False)
     append_only(BORROWER_APPEND_ONLY)
     # --- borrowers (end) ---------------------------------------------------------------
+    # --- applications (begin) ----------------------------------------------------------
+    op.create_table(
+        "policies",
+        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("version", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("document_json", sa.Text(), nullable=False),
+        sa.Column("loaded_by", sa.String(length=100), nullable=False),
+        sa.Column("approved_by", sa.String(length=100), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_policies")),
+        sa.UniqueConstraint("version", name=op.f("uq_policies_version")),
+    )
+    op.create_table(
+        "policy_activations",
+        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("version", sa.String(length=64), nullable=False),
+        sa.Column("approved_by", sa.String(length=100), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["version"], ["policies.version"], name=op.f("fk_policy_activations_version_policies")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_policy_activations")),
+    )
+    op.create_table(
+        "applications",
+        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("borrower_id", _id(), nullable=False),
+        sa.Column("product_code", sa.String(length=64), nullable=False),
+        sa.Column("product_version", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("term", sa.Integer(), nullable=False),
+        sa.Column("purpose", sa.String(length=200), nullable=False),
+        sa.Column("monthly_income_minor", sa.BigInteger(), nullable=False),
+        sa.Column("monthly_obligations_minor", sa.BigInteger(), nullable=False),
+        sa.Column("features_json", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=True),
+        sa.Column("decision_id", _id(), nullable=True),
+        sa.Column("decided_by", sa.String(length=100), nullable=True),
+        sa.Column("entered_by", sa.String(length=100), nullable=False),
+        sa.Column("entered_by_user_id", _id(), nullable=True),
+        sa.Column("loan_id", _id(), nullable=True),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("expires_on", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.CheckConstraint("amount_minor > 0", name=op.f("ck_applications_amount_positive")),
+        sa.ForeignKeyConstraint(
+            ["borrower_id"], ["borrowers.id"], name=op.f("fk_applications_borrower_id_borrowers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["loan_id"], ["loans.id"], name=op.f("fk_applications_loan_id_loans")
+        ),
+        sa.ForeignKeyConstraint(
+            ["product_code", "product_version"],
+            ["products.code", "products.version"],
+            name=op.f("fk_applications_product_code_products"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_applications")),
+        sa.UniqueConstraint("loan_id", name=op.f("uq_applications_loan_id")),
+    )
+    op.create_index(
+        op.f("ix_applications_borrower_id"), "applications", ["borrower_id"], unique=False
+    )
+    op.create_index(op.f("ix_applications_status"), "applications", ["status"], unique=False)
+    op.create_table(
+        "decisions",
+        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("application_id", _id(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("inputs_json", sa.Text(), nullable=False),
+        sa.Column("decision_json", sa.Text(), nullable=False),
+        sa.Column("policy_version", sa.String(length=64), nullable=False),
+        sa.Column("model_version", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=True),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["applications.id"],
+            name=op.f("fk_decisions_application_id_applications"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_decisions")),
+    )
+    op.create_index(
+        op.f("ix_decisions_application_id"), "decisions", ["application_id"], unique=False
+    )
+    append_only(APPLICATION_APPEND_ONLY)
+    # --- applications (end) ------------------------------------------------------------
+
+    # --- models (begin) ----------------------------------------------------------------
+    op.create_table(
+        "models",
+        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("version", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("artifact_json", sa.Text(), nullable=False),
+        sa.Column("training_json", sa.Text(), nullable=False),
+        sa.Column("registered_by", sa.String(length=100), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.CheckConstraint("kind IN ('scorecard', 'lightgbm')", name=op.f("ck_models_kind")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_models")),
+        sa.UniqueConstraint("version", name=op.f("uq_models_version")),
+    )
+    op.create_table(
+        "model_activations",
+        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("version", sa.String(length=64), nullable=False),
+        sa.Column("made_by", sa.String(length=100), nullable=False),
+        sa.Column("approved_by", sa.String(length=100), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.CheckConstraint(
+            "role IN ('champion', 'challenger')", name=op.f("ck_model_activations_role")
+        ),
+        sa.ForeignKeyConstraint(
+            ["version"], ["models.version"], name=op.f("fk_model_activations_version_models")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_model_activations")),
+    )
+    op.create_index(op.f("ix_model_activations_role"), "model_activations", ["role"], unique=False)
+    append_only(MODEL_APPEND_ONLY)
+    # --- models (end) ------------------------------------------------------------------
 
 
 def downgrade() -> None:
+    # --- models (begin) ----------------------------------------------------------------
+    drop_append_only(MODEL_APPEND_ONLY, drop_function=False)
+    op.drop_index(op.f("ix_model_activations_role"), table_name="model_activations")
+    op.drop_table("model_activations")
+    op.drop_table("models")
+    # --- models (end) ------------------------------------------------------------------
+    # --- applications (begin) ----------------------------------------------------------
+    drop_append_only(APPLICATION_APPEND_ONLY, drop_function=False)
+    op.drop_index(op.f("ix_decisions_application_id"), table_name="decisions")
+    op.drop_table("decisions")
+    op.drop_index(op.f("ix_applications_status"), table_name="applications")
+    op.drop_index(op.f("ix_applications_borrower_id"), table_name="applications")
+    op.drop_table("applications")
+    op.drop_table("policy_activations")
+    op.drop_table("policies")
+    # --- applications (end) ------------------------------------------------------------
     # --- borrowers (begin) -------------------------------------------------------------
     drop_append_only(BORROWER_APPEND_ONLY, drop_function=False)
     op.drop_index(op.f("ix_screening_hits_status"), table_name="screening_hits")
