@@ -246,3 +246,10 @@ def test_known_data_sets_map_to_canonical_features(tmp_path: Path) -> None:
     first, second = table.rows()
     assert first["revolving_utilization"] == 0.76 and second["monthly_income"] is None
     assert table.ids == ["1", "2"]
+
+
+def test_none_is_a_category_not_a_missing_value(tmp_path: Path) -> None:
+    """German credit has "none" as a real category (telephone, other debtors)."""
+    table = read_table(write(tmp_path, "bad,telephone\n0,none\n1,yes\n0,none\n1,\n"), target="bad")
+    assert table.categorical == frozenset({"telephone"})
+    assert table.values["telephone"] == ["none", "yes", "none", None]

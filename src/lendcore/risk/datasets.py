@@ -31,7 +31,7 @@ from lendcore.risk.errors import (
 )
 from lendcore.risk.model import CANONICAL_FEATURES, FeatureValue
 
-MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "?"})
+MISSING_TOKENS = frozenset({"", "na", "nan", "null", "n/a"})
 ROWS_MAX = 5_000_000
 COLUMNS_MAX = 500
 
