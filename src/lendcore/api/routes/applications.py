@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
 from lendcore.api.routes.common import Cursor, Limit, RecordId, after_from, next_cursor
 from lendcore.api.routes.loans import LoanPublic
+from lendcore.api.routing import Route
 from lendcore.api.schemas import AMOUNT_PATTERN, ApprovalPublic, Page, Strict
 from lendcore.presentation import (
     application_doc,
@@ -23,7 +24,7 @@ from lendcore.presentation import (
 from lendcore.services import applications as app_service
 from lendcore.services import policies as policy_service
 
-router = APIRouter(prefix="/v1", tags=["applications"])
+router = APIRouter(prefix="/v1", tags=["applications"], route_class=Route)
 
 
 class ApplicationCreate(Strict):

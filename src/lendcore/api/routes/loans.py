@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
 from lendcore.api.routes.common import Cursor, Limit, RecordId, after_from, next_cursor
+from lendcore.api.routing import Route
 from lendcore.api.schemas import AMOUNT_PATTERN, ApprovalPublic, IsoDate, Page, Strict
 from lendcore.presentation import approval_doc, loan_doc, loan_summary_doc
 from lendcore.services import loans
 
-router = APIRouter(prefix="/v1", tags=["loans"])
+router = APIRouter(prefix="/v1", tags=["loans"], route_class=Route)
 
 RATE_PATTERN = r"^[0-9]{1,2}(\.[0-9]{1,10})?$"
 
