@@ -200,6 +200,7 @@ def test_any_sequence_keeps_ledger_and_loans_equal_and_paying_all_closes(
     paid: list[int] = []
     for kind, days, cents in steps:
         today = _today(svc)
+        commanded = kind != "wait" and (kind != "reverse" or bool(paid))
         if kind == "wait":
             business_date.advance_business_date(lender.operator, days)
         elif kind == "pay":
@@ -210,7 +211,7 @@ def test_any_sequence_keeps_ledger_and_loans_equal_and_paying_all_closes(
         elif kind == "reverse" and paid:
             loans.reverse_repayment(svc, loan.id, paid.pop(0), "returned")
         view = loans.get_loan(svc, loan.id)
-        if kind != "wait":
+        if commanded:  # right after a command the ledger holds the loan's state
             assert dict(view.posted) == view.state.positions
     _assert_book_matches(lender)
     state = loans.get_loan(svc, loan.id).state
