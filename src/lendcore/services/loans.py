@@ -134,9 +134,6 @@ def amount_minor(text: str | int, code: str, *, allow_zero: bool = False) -> int
     return minor
 
 
-_amount = amount_minor
-
-
 def _check_accounts(conn: Connection, product: Product) -> None:
     wanted = set(product.accounting.model_dump().values())
     found = {
@@ -461,7 +458,7 @@ def disburse(
             raise LoanNotActive(f"loan {loan_id} is {loaded.row.status}", loan_id=loan_id)
         disbursed = sum(e.amount_minor for e in loaded.events if e.kind is EventKind.DISBURSEMENT)
         left = loaded.row.approved_minor - disbursed
-        minor = left if amount is None else _amount(amount, loaded.row.currency)
+        minor = left if amount is None else amount_minor(amount, loaded.row.currency)
         payload = {
             "amount_minor": minor,
             "value_date": (value_date or current_business_date(conn)).isoformat(),
@@ -513,7 +510,7 @@ def repay(
                 f"loan {loan_id} is in {loaded.row.currency}, the repayment is in {currency.upper()}",
                 loan_id=loan_id,
             )
-        minor = _amount(amount, loaded.row.currency)
+        minor = amount_minor(amount, loaded.row.currency)
         payload = {
             "amount_minor": minor,
             "value_date": (value_date or current_business_date(conn)).isoformat(),
@@ -590,7 +587,7 @@ def waive(db: Database, loan_id: int, component: str, amount: str | int) -> Pend
         row = conn.execute(select(loans.c.currency).where(loans.c.id == loan_id)).first()
     if row is None:
         raise LoanNotFound(f"no loan {loan_id}", loan_id=loan_id)
-    minor = _amount(amount, row.currency)
+    minor = amount_minor(amount, row.currency)
     return _submit(
         db,
         WAIVE,
