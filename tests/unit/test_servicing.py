@@ -250,3 +250,20 @@ def test_resuming_from_a_snapshot_equals_a_full_replay(
     _, snapshot = resume(c, head, as_of, None)
     resumed, _ = resume(c, [*head, *tail], as_of, snapshot)
     assert resumed == replay(c, [*head, *tail], as_of)
+
+
+def test_suspense_larger_than_an_instalment_pays_the_next_ones_and_nothing_is_lost() -> None:
+    """Regression: suspense applied as an instalment fell due used to drop
+    whatever that instalment did not take, unbalancing the loan."""
+    import yaml
+
+    doc = yaml.safe_load((EXAMPLES / "consumer-annuity.yaml").read_text())
+    doc["prepayment"] = "suspense"
+    p = load_product_text(yaml.safe_dump(doc))
+    c = contract(p, principal=1_200_000, term=12)
+    events = [*disbursed(c), LoanEvent(2, EventKind.REPAYMENT, START + timedelta(days=3), 400_000)]
+    state = replay(c, events, START + timedelta(days=100))
+    assert balanced(state)
+    paid_by_suspense = [i for i in state.instalments if i.fallen_due and i.outstanding == 0]
+    assert len(paid_by_suspense) == 3
+    assert state.overpayment == 400_000 - sum(i.total for i in paid_by_suspense)

@@ -198,17 +198,24 @@ class _Replay:
     # --- time ---------------------------------------------------------------------
 
     def _accrue_penalty(self, to: date) -> None:
+        """Penalty interest on each fallen instalment's overdue principal, from
+        the later of the last accrual and its due date to `to`, in one piece.
+        It runs only where an overdue principal can change (an event, suspense
+        applied as an instalment falls due) and at the end, so the amount does
+        not depend on which other moments lie between: end of day computes it
+        in one step from the snapshot (lendcore.eod.kernel)."""
         if self.clock is None or to <= self.clock:
             self.clock = to if self.clock is None else max(self.clock, to)
             return
         if self.penalty_rate and self.written_off_on is None:
-            share = self.penalty_rate * year_fraction(
-                self.clock, to, self.product.interest.day_count
-            )
+            day_count = self.product.interest.day_count
             for due in self.dues[: self.fallen]:
                 overdue_principal = due.unpaid(Component.PRINCIPAL)
-                if overdue_principal > 0:
-                    due.penalty_exact += overdue_principal * share
+                start = max(self.clock, due.due_date)
+                if overdue_principal > 0 and to > start:
+                    due.penalty_exact += (
+                        overdue_principal * self.penalty_rate * year_fraction(start, to, day_count)
+                    )
         self.clock = to
 
     def _points_before(self, limit: tuple[date, int]) -> None:
@@ -225,7 +232,6 @@ class _Replay:
             moment = min(candidates)
             if moment >= limit:
                 return
-            self._accrue_penalty(moment[0])
             if moment[1] == 0:
                 self._fall_due()
             else:
@@ -247,8 +253,10 @@ class _Replay:
         due = self.dues[self.fallen]
         self.fallen += 1
         if self.suspense > 0 and self.product.prepayment is PrepaymentPolicy.SUSPENSE:
-            amount, self.suspense = self.suspense, 0
-            self._pay_dues(due.due_date, amount, None)
+            self._accrue_penalty(due.due_date)
+            # What the instalment does not take stays in suspense for the next.
+            paid = self._pay_dues(due.due_date, self.suspense, None)
+            self.suspense -= sum(paid.values())
         self._check_settled(due.due_date)
 
     def _late_fee_check(self, on: date) -> None:
