@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lendcore.ledger.model import AccountSpec, AccountType, BalanceConstraint
+from lendcore.ledger.model import AccountSpec, AccountType, BalanceConstraint, NormalSide
 from lendcore.products.model import Product
 
 # role -> (account type, name, constraint)
@@ -33,16 +33,35 @@ _ROLES: dict[str, tuple[AccountType, str, BalanceConstraint]] = {
         BalanceConstraint.NONE,
     ),
     "write_off_expense": (AccountType.EXPENSE, "Loan write-offs", BalanceConstraint.NONE),
+    "impairment_expense": (
+        AccountType.EXPENSE,
+        "Impairment losses on loans (ECL)",
+        BalanceConstraint.NONE,
+    ),
+    # A contra-asset: credit balance, never debit.
+    "loss_allowance": (
+        AccountType.ASSET,
+        "Loss allowance (expected credit loss)",
+        BalanceConstraint.NON_NEGATIVE,
+    ),
 }
+_CREDIT_NORMAL = frozenset({"loss_allowance"})
 
 
 def chart_for(product: Product) -> list[AccountSpec]:
     """One spec per distinct account of the product's accounting mapping."""
     specs: dict[str, AccountSpec] = {}
     for role, code in product.accounting.model_dump().items():
+        if code is None:
+            continue
         kind, name, constraint = _ROLES[role]
         if code not in specs:
             specs[code] = AccountSpec(
-                code, name, kind, product.currency, balance_constraint=constraint
+                code,
+                name,
+                kind,
+                product.currency,
+                normal_side=NormalSide.CREDIT if role in _CREDIT_NORMAL else None,
+                balance_constraint=constraint,
             )
     return list(specs.values())

@@ -311,6 +311,10 @@ class Accounting(_Strict):
     write_off_expense: AccountCode
     recovery_income: AccountCode
     fund_source: AccountCode  # where disbursements come from and repayments go (cash, bank)
+    # IFRS 9: the expected credit loss is held against the loans in the loss
+    # allowance (a contra-asset) and its change booked to impairment expense.
+    loss_allowance: AccountCode | None = None
+    impairment_expense: AccountCode | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> Accounting:

@@ -632,6 +632,8 @@ def book_application(
             start=start or today,
             application_id=row.id,
             borrower=borrower_on(conn, row.borrower_id).name,
+            pd_origination=decision.decision.get("pd"),
+            risk_band=decision.decision.get("band"),
         )
         conn.execute(
             update(applications)

@@ -135,7 +135,7 @@ def amount_minor(text: str | int, code: str, *, allow_zero: bool = False) -> int
 
 
 def _check_accounts(conn: Connection, product: Product) -> None:
-    wanted = set(product.accounting.model_dump().values())
+    wanted = {code for code in product.accounting.model_dump().values() if code is not None}
     found = {
         r.code: r
         for r in conn.execute(
@@ -172,6 +172,8 @@ def book_loan_on(
     first_repayment: date | None = None,
     application_id: int | None = None,
     borrower: str | None = None,
+    pd_origination: str | None = None,
+    risk_band: str | None = None,
 ) -> LoanView:
     """Book a loan inside the caller's transaction, within the product's limits.
 
@@ -200,6 +202,8 @@ def book_loan_on(
             state_as_of=today,
             positions_json=json.dumps(positions, sort_keys=True),
             last_seq=0,
+            pd_origination=pd_origination,
+            risk_band=risk_band,
             booked_by=actor,
             business_date=today,
             created_at=utc_timestamp(),
@@ -324,6 +328,9 @@ def _record(
         )
     )
     _save_summary(conn, loaded.row.id, state, event.seq, snapshot)
+    if event.kind is EventKind.RESCHEDULE:
+        # A reschedule is treated as forbearance (IFRS 9 stage 2 until cured).
+        conn.execute(update(loans).where(loans.c.id == loaded.row.id).values(forborne=True))
     emit(
         conn,
         f"loan.{event.kind.value}",
@@ -378,7 +385,7 @@ def _book_difference(
     deltas = position_deltas(dict(posted), dict(target))
     if not deltas:
         return None
-    postings = _postings(loaded.product, deltas)
+    postings = postings_for(loaded.product, deltas)
     if not postings:
         return None
     spec = EntrySpec(
@@ -837,7 +844,7 @@ def accrue_book(db: Database) -> AccrualRun:
         entry_ids = []
         for (code, version), deltas in sorted(per_product.items()):
             product = products_seen[(code, version)]
-            postings = _postings(product, deltas)
+            postings = postings_for(product, deltas)
             if not postings:
                 continue
             digest = hashlib.sha256(json.dumps(sorted(deltas.items())).encode()).hexdigest()[:16]
@@ -860,7 +867,7 @@ def accrue_book(db: Database) -> AccrualRun:
         return run
 
 
-def _postings(product: Product, deltas: Mapping[str, int]) -> tuple[PostingSpec, ...]:
+def postings_for(product: Product, deltas: Mapping[str, int]) -> tuple[PostingSpec, ...]:
     """Postings that move the product's accounts by `deltas` (per accounting role)."""
     mapping = product.accounting.model_dump()
     net: dict[str, int] = {}  # account -> signed amount, debit positive

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -18,11 +19,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Naming convention so constraint names are the same on both databases and
@@ -406,6 +409,10 @@ loans = Table(
     # next read or command starts there. A cache of the events, never the record.
     Column("snapshot_json", Text, nullable=True),
     Column("last_seq", Integer, nullable=False),
+    # Credit risk at booking (from the decision) and forbearance, for IFRS 9 staging.
+    Column("pd_origination", String(32), nullable=True),
+    Column("risk_band", String(8), nullable=True),
+    Column("forborne", Boolean, nullable=False, server_default=text("false")),
     Column("booked_by", String(100), nullable=False),
     Column("business_date", Date, nullable=False),
     Column("created_at", String(32), nullable=False),
@@ -731,4 +738,71 @@ APPEND_ONLY_TABLES: tuple[str, ...] = (
     "decisions",
     "models",  # models
     "model_activations",  # models
+)
+
+
+# --- end of day: runs, the loans behind each posting, IFRS 9 provisions ---------------------
+
+eod_runs = Table(
+    "eod_runs",
+    metadata,
+    # One row per closed business date, written in the same transaction as the
+    # day's postings: a date is closed whole or not at all.
+    Column("business_date", Date, primary_key=True),
+    Column("engine", String(16), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32), nullable=False),
+    Column("summary_json", Text, nullable=False),
+)
+
+gl_drill = Table(
+    "gl_drill",
+    metadata,
+    # What each loan contributed to a summarised end-of-day entry, per role (JSON).
+    Column("entry_id", Id, nullable=False),
+    Column("loan_id", Id, nullable=False),
+    Column("deltas_json", Text, nullable=False),
+    PrimaryKeyConstraint("entry_id", "loan_id"),
+)
+
+loan_provisions = Table(
+    "loan_provisions",
+    metadata,
+    # Each loan's IFRS 9 stage and expected credit loss at the last close.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("business_date", Date, nullable=False),
+    Column("stage", SmallInteger, nullable=False),
+    Column("qualifying_stage", SmallInteger, nullable=True),
+    Column("qualifying_since", Date, nullable=True),
+    Column("pd_now", String(32), nullable=False),
+    Column("exposure_minor", BigInteger, nullable=False),
+    Column("ecl_minor", BigInteger, nullable=False),
+)
+
+provision_movements = Table(
+    "provision_movements",
+    metadata,
+    # The day's change in the loss allowance, by cause (IFRS 7 reconciliation).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("business_date", Date, nullable=False),
+    Column("product_code", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("stage_from", SmallInteger, nullable=True),
+    Column("stage_to", SmallInteger, nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+)
+Index("ix_provision_movements_date", provision_movements.c.business_date)
+
+provision_stage_mix = Table(
+    "provision_stage_mix",
+    metadata,
+    Column("business_date", Date, nullable=False),
+    Column("product_code", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("stage", SmallInteger, nullable=False),
+    Column("loans", Integer, nullable=False),
+    Column("exposure_minor", BigInteger, nullable=False),
+    Column("ecl_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("business_date", "product_code", "stage"),
 )

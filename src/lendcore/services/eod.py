@@ -1,0 +1,530 @@
+"""End of day: close the business date for the whole book, then advance it.
+
+A day's close reads the book without locking it (each loan's snapshot after its
+last event and the positions its ledger accounts hold), moves it forward to the
+end of the day with the columnar kernel (`lendcore.eod.kernel`, the servicing
+rule as Polars columns), stages and provisions it (IFRS 9), and then, in one
+short write transaction, books the day's change per product and account, keeps
+for each entry the loans behind it (`gl drill`), updates the loans and
+advances the business date. The date is closed whole or not at all: killed at
+any point, the next run starts again from the same committed state and gives
+the same result.
+
+Live operations keep working meanwhile. Nothing is locked while the book is
+read and computed; a repayment taken then is dated by the still-open business
+date and books its loan's state up to the end of that date itself. The write
+transaction leaves out every loan whose events changed after it was read
+(`last_seq`), so nothing is booked twice. On PostgreSQL only the loans being
+written are locked, for the length of the write; on SQLite the write is one
+short exclusive transaction, as every write there is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.engine import make_url
+
+from lendcore.eod.day import DELTA, DaySettings, close_loans
+from lendcore.eod.kernel import ROLES, ProductTable
+from lendcore.errors import Conflict, InvalidInput, NotFound
+from lendcore.ledger.model import EntrySpec
+from lendcore.products.model import Product
+from lendcore.services import ledger
+from lendcore.services.business_date import move_business_date
+from lendcore.services.clock import current_business_date, utc_timestamp
+from lendcore.services.commands import command, note_result, query
+from lendcore.services.events import emit
+from lendcore.services.loans import postings_for
+from lendcore.services.products import product_on
+from lendcore.store.database import Database, normalise_url
+from lendcore.store.schema import eod_runs, gl_drill, journal_entries, loans, products
+
+RUN = "eod.run"
+STEPS = ("read", "servicing", "provisioning", "post", "advance")
+
+
+class EodRunUnderWay(Conflict):
+    code = "EOD_RUN_UNDER_WAY"
+
+
+class EodDateInPast(InvalidInput):
+    code = "EOD_DATE_IN_PAST"
+
+
+class EodProductMissing(Conflict):
+    code = "EOD_PRODUCT_MISSING"
+
+
+class EodSnapshotMissing(Conflict):
+    code = "EOD_SNAPSHOT_MISSING"
+
+
+class DrillNotFound(NotFound):
+    code = "GL_DRILL_NOT_FOUND"
+
+
+# --- the run lock: held by the process, released by the OS if it dies -------------------
+
+
+@contextlib.contextmanager
+def run_lock(db: Database) -> Iterator[None]:
+    """One end-of-day run at a time per database. The lock belongs to the
+    running process (a file lock on SQLite, a session advisory lock on
+    PostgreSQL), so a killed run leaves nothing to clean up."""
+    if db.is_postgres:
+        with db.engine.connect() as conn:
+            # Keyed by schema: each lendcore schema in one database has its own book.
+            got = conn.exec_driver_sql(
+                "SELECT pg_try_advisory_lock(7461626, hashtext(current_schema()))"
+            ).scalar()
+            conn.commit()
+            if not got:
+                raise EodRunUnderWay("an end-of-day run is under way on this database")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_unlock(7461626, hashtext(current_schema()))"
+                )
+                conn.commit()
+        return
+    path = _lock_path(db)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise EodRunUnderWay("an end-of-day run is under way on this database") from exc
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _lock_path(db: Database) -> str:
+    database = make_url(normalise_url(db.url)).database or ""
+    if not database or database == ":memory:":
+        return str(Path.cwd() / ".lendcore-memory-eod.lock")
+    return f"{database}.eod.lock"
+
+
+def run_under_way(db: Database) -> bool:
+    try:
+        with run_lock(db):
+            return False
+    except EodRunUnderWay:
+        return True
+
+
+# --- reading the book -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """The active book as read at the start of a day's close."""
+
+    rows: pl.DataFrame  # loan_id, product key, last_seq, posted positions, risk facts
+    table: ProductTable
+    products: dict[tuple[str, int], Product]
+    currencies: dict[tuple[str, int], str]
+
+
+_BOOK_COLUMNS = (
+    loans.c.id.label("loan_id"),
+    loans.c.product_code,
+    loans.c.product_version,
+    loans.c.currency,
+    loans.c.last_seq,
+    loans.c.days_past_due.label("dpd_before"),
+    loans.c.positions_json,
+    loans.c.snapshot_json,
+    loans.c.pd_origination,
+    loans.c.risk_band,
+    loans.c.forborne,
+)
+_BOOK_SCHEMA: dict[str, Any] = {
+    "loan_id": pl.Int64,
+    "product_code": pl.String,
+    "product_version": pl.Int32,
+    "currency": pl.String,
+    "last_seq": pl.Int64,
+    "dpd_before": pl.Int32,
+    "positions_json": pl.String,
+    "snapshot_json": pl.String,
+    "pd_origination": pl.String,
+    "risk_band": pl.String,
+    "forborne": pl.Boolean,
+}
+
+
+def read_book(conn: Connection) -> Book:
+    result = conn.execute(
+        select(*_BOOK_COLUMNS).where(loans.c.status == "active").order_by(loans.c.id)
+    )
+    rows = pl.DataFrame(list(result), schema=_BOOK_SCHEMA, orient="row")
+    keys = rows.select("product_code", "product_version").unique().rows()
+    known = {
+        (r.code, r.version) for r in conn.execute(select(products.c.code, products.c.version)).all()
+    }
+    missing = sorted(set(keys) - known)
+    if missing:
+        code, version = missing[0]
+        loan = rows.filter(
+            (pl.col("product_code") == code) & (pl.col("product_version") == version)
+        )["loan_id"][0]
+        raise EodProductMissing(
+            f"loan {loan} was booked on product {code} v{version}, which is missing: "
+            "restore the product version before closing the day",
+            loan_id=loan,
+            product=code,
+            version=version,
+        )
+    if rows["snapshot_json"].null_count():
+        loan = rows.filter(pl.col("snapshot_json").is_null())["loan_id"][0]
+        raise EodSnapshotMissing(f"active loan {loan} has no servicing snapshot", loan_id=int(loan))
+    found = {key: product_on(conn, key[0], key[1]).product for key in sorted(keys)}
+    return Book(
+        rows=rows,
+        table=ProductTable.of((code, version, p) for (code, version), p in found.items()),
+        products=found,
+        currencies={key: p.currency for key, p in found.items()},
+    )
+
+
+# --- the day's close, computed -----------------------------------------------------------------
+
+
+def compute_day(book: Book, as_of: date, engine: str) -> pl.DataFrame:
+    """Every active loan at the end of `as_of` and its change to post, on the
+    chosen engine (the same function either way)."""
+    settings = DaySettings(as_of=as_of, products=book.table)
+    rows = book.rows.select(
+        "loan_id", "product_code", "product_version", "snapshot_json", "positions_json"
+    )
+    if engine == "spark":
+        from lendcore.eod.spark import run_partitioned
+
+        schema = close_loans(rows.head(0), settings).to_arrow().schema
+        return run_partitioned(rows, functools.partial(close_loans, settings=settings), schema)
+    return close_loans(rows, settings)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DayClose:
+    """What one day's close did: the run summary."""
+
+    business_date: date
+    engine: str
+    loans_processed: int = 0
+    loans_changed: int = 0
+    loans_left_to_live_operations: int = 0
+    interest_accrued_minor: dict[str, int] = field(default_factory=dict)  # per currency
+    penalty_minor: dict[str, int] = field(default_factory=dict)
+    fees_minor: dict[str, int] = field(default_factory=dict)
+    new_arrears: int = 0
+    cures: int = 0
+    closed_by_time: int = 0
+    stage_moves: int = 0
+    ecl_change_minor: dict[str, int] = field(default_factory=dict)
+    entries: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "business_date": self.business_date.isoformat(),
+            "engine": self.engine,
+            "loans_processed": self.loans_processed,
+            "loans_changed": self.loans_changed,
+            "loans_left_to_live_operations": self.loans_left_to_live_operations,
+            "interest_accrued_minor": self.interest_accrued_minor,
+            "penalty_minor": self.penalty_minor,
+            "fees_minor": self.fees_minor,
+            "new_arrears": self.new_arrears,
+            "cures": self.cures,
+            "closed_by_time": self.closed_by_time,
+            "stage_moves": self.stage_moves,
+            "ecl_change_minor": self.ecl_change_minor,
+            "entries": self.entries,
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+        }
+
+
+Progress = Callable[[str], None]
+
+
+def _no_progress(_step: str) -> None:
+    return None
+
+
+@command(RUN)
+def run_day(
+    db: Database,
+    *,
+    engine: str = "local",
+    progress: Progress | None = None,
+) -> DayClose:
+    """Close today's business date for the whole book and advance to tomorrow."""
+    tick = progress or _no_progress
+    if engine not in ("local", "spark"):
+        raise InvalidInput(f"unknown engine {engine!r}: expected local or spark", engine=engine)
+    with run_lock(db):
+        started_at = utc_timestamp()
+        clock = time.perf_counter()
+        seconds: dict[str, float] = {}
+
+        def lap(step: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            seconds[step] = seconds.get(step, 0.0) + now - clock
+            clock = now
+            tick(step)
+
+        with db.reading() as conn:
+            today = current_business_date(conn)
+            book = read_book(conn)
+        lap("read")
+        closed = compute_day(book, today, engine)
+        lap("servicing")
+        close = DayClose(business_date=today, engine=engine, seconds=seconds)
+        with db.transaction() as conn:
+            if current_business_date(conn) != today:
+                raise EodRunUnderWay(
+                    f"the business date moved from {today} while the day was being closed"
+                )
+            fresh = _unchanged(conn, book)
+            _post(conn, book, closed, fresh, today, close)
+            lap("post")
+            conn.execute(
+                insert(eod_runs).values(
+                    business_date=today,
+                    engine=engine,
+                    actor=db.actor.label,
+                    started_at=started_at,
+                    finished_at=utc_timestamp(),
+                    summary_json=json.dumps(close.doc(), sort_keys=True),
+                )
+            )
+            move_business_date(conn, today + timedelta(days=1))
+            emit(conn, "eod.closed", "eod", today.isoformat(), close.doc())
+            note_result(business_date=today, entries=close.entries)
+            lap("advance")
+        return close
+
+
+def _unchanged(conn: Connection, book: Book) -> pl.DataFrame:
+    """The loans read at the start whose events have not moved since: a loan a
+    live operation touched meanwhile has already been brought to today by it."""
+    query_ = select(loans.c.id, loans.c.last_seq, loans.c.status).where(loans.c.status == "active")
+    if conn.dialect.name == "postgresql":
+        query_ = query_.with_for_update()
+    now = pl.DataFrame(
+        list(conn.execute(query_)),
+        schema={"loan_id": pl.Int64, "last_seq_now": pl.Int64, "status_now": pl.String},
+        orient="row",
+    )
+    return (
+        book.rows.select("loan_id", "last_seq")
+        .join(now, on="loan_id", how="inner")
+        .filter(pl.col("last_seq") == pl.col("last_seq_now"))
+        .select("loan_id")
+    )
+
+
+def _post(
+    conn: Connection,
+    book: Book,
+    closed: pl.DataFrame,
+    fresh: pl.DataFrame,
+    today: date,
+    close: DayClose,
+) -> None:
+    loans_now = closed.join(fresh, on="loan_id", how="semi")
+    deltas = loans_now.select("loan_id", *[pl.col(f"{DELTA}{r}").alias(r) for r in ROLES])
+    close.loans_processed = book.rows.height
+    close.loans_left_to_live_operations = book.rows.height - loans_now.height
+    before = book.rows.select("loan_id", "dpd_before")
+    moved = loans_now.join(before, on="loan_id")
+    close.new_arrears = moved.filter(
+        (pl.col("dpd_before") == 0) & (pl.col("days_past_due") > 0)
+    ).height
+    close.cures = moved.filter((pl.col("dpd_before") > 0) & (pl.col("days_past_due") == 0)).height
+    close.closed_by_time = loans_now.filter(pl.col("status") == "closed").height
+    changed = deltas.filter(pl.any_horizontal(pl.col(r) != 0 for r in ROLES))
+    close.loans_changed = changed.height
+    keyed = changed.join(
+        book.rows.select("loan_id", "product_code", "product_version"), on="loan_id"
+    )
+    per_product = keyed.group_by("product_code", "product_version").agg(
+        pl.col(r).sum() for r in ROLES
+    )
+    for row in per_product.sort("product_code", "product_version").iter_rows(named=True):
+        key = (row["product_code"], row["product_version"])
+        product = book.products[key]
+        totals = {r: int(row[r]) for r in ROLES if row[r]}
+        currency = book.currencies[key]
+        for role, bucket in (
+            ("interest_income", close.interest_accrued_minor),
+            ("penalty_income", close.penalty_minor),
+            ("fee_income", close.fees_minor),
+        ):
+            bucket[currency] = bucket.get(currency, 0) + totals.get(role, 0)
+        postings = postings_for(product, totals)
+        if not postings:
+            continue
+        spec = EntrySpec(
+            idempotency_key=f"eod:{today.isoformat()}:{key[0]}:v{key[1]}",
+            postings=postings,
+            description=f"End of day {today.isoformat()}: accrual, dues, fees and "
+            f"penalties of {key[0]} v{key[1]}",
+            metadata={"kind": "eod", "product": key[0], "product_version": key[1]},
+        )
+        entry_id = ledger.book_entry_on(conn, spec).id
+        close.entries.append(entry_id)
+        _record_drill(
+            conn,
+            entry_id,
+            keyed.filter(
+                (pl.col("product_code") == key[0]) & (pl.col("product_version") == key[1])
+            ),
+        )
+    _save_loans(conn, loans_now, today)
+
+
+def _record_drill(conn: Connection, entry_id: int, rows: pl.DataFrame) -> None:
+    """Each loan's part of a summarised entry, non-zero roles only."""
+    encoded = rows.select(
+        "loan_id",
+        pl.struct(sorted(ROLES)).struct.json_encode().alias("deltas_json"),
+    )
+    conn.execute(
+        insert(gl_drill),
+        [
+            {"entry_id": entry_id, "loan_id": loan_id, "deltas_json": _nonzero(text)}
+            for loan_id, text in encoded.iter_rows()
+        ],
+    )
+
+
+def _nonzero(text: str) -> str:
+    return json.dumps({k: v for k, v in json.loads(text).items() if v}, sort_keys=True)
+
+
+def _save_loans(conn: Connection, state: pl.DataFrame, today: date) -> None:
+    rows = state.select(
+        pl.col("loan_id").alias("b_id"),
+        pl.col("status").alias("b_status"),
+        pl.col("principal").alias("b_principal"),
+        pl.col("overdue").alias("b_overdue"),
+        pl.col("days_past_due").alias("b_dpd"),
+        pl.struct(sorted(ROLES)).struct.json_encode().alias("b_positions"),
+    ).to_dicts()
+    if not rows:
+        return
+    conn.execute(
+        update(loans)
+        .where(loans.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            principal_outstanding_minor=bindparam("b_principal"),
+            overdue_minor=bindparam("b_overdue"),
+            days_past_due=bindparam("b_dpd"),
+            positions_json=bindparam("b_positions"),
+            state_as_of=today,
+        ),
+        rows,
+    )
+
+
+# --- reading runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EodStatus:
+    business_date: date
+    last_run: dict[str, Any] | None
+    under_way: bool
+
+
+@query("eod.read")
+def status(db: Database) -> EodStatus:
+    with db.reading() as conn:
+        today = current_business_date(conn)
+        last = conn.execute(
+            select(eod_runs).order_by(eod_runs.c.business_date.desc()).limit(1)
+        ).first()
+    return EodStatus(
+        business_date=today,
+        last_run=None
+        if last is None
+        else {
+            "business_date": last.business_date.isoformat(),
+            "engine": last.engine,
+            "actor": last.actor,
+            "started_at": last.started_at,
+            "finished_at": last.finished_at,
+            "summary": json.loads(last.summary_json),
+        },
+        under_way=run_under_way(db),
+    )
+
+
+def check_target(db: Database, to: date) -> list[date]:
+    """The business dates `eod run --to` closes: today up to `to`, inclusive."""
+    with db.reading() as conn:
+        today = current_business_date(conn)
+    if to < today:
+        raise EodDateInPast(
+            f"the business date is {today}; {to} has already been closed",
+            to=to.isoformat(),
+            business_date=today.isoformat(),
+        )
+    return [today + timedelta(days=i) for i in range((to - today).days + 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class DrillLine:
+    loan_id: int
+    deltas: dict[str, int]
+
+
+@query("gl.drill")
+def drill(db: Database, entry_id: int) -> tuple[dict[str, Any], list[DrillLine]]:
+    """The loans behind a summarised end-of-day entry, each with its part."""
+    with db.reading() as conn:
+        entry = conn.execute(
+            select(journal_entries).where(journal_entries.c.id == entry_id)
+        ).first()
+        if entry is None:
+            raise DrillNotFound(f"no journal entry {entry_id}", entry_id=entry_id)
+        lines = [
+            DrillLine(int(r.loan_id), json.loads(r.deltas_json))
+            for r in conn.execute(
+                select(gl_drill.c.loan_id, gl_drill.c.deltas_json)
+                .where(gl_drill.c.entry_id == entry_id)
+                .order_by(gl_drill.c.loan_id)
+            )
+        ]
+    if not lines:
+        raise DrillNotFound(
+            f"journal entry {entry_id} is not a summarised end-of-day entry", entry_id=entry_id
+        )
+    return {"id": entry.id, "description": entry.description}, lines
