@@ -20,6 +20,7 @@ from lendcore.cli.common import (
     print_json,
 )
 from lendcore.cli.demo import demo_command
+from lendcore.cli.eod import eod_app, gl_app
 from lendcore.cli.events import events_app, webhook_app
 from lendcore.cli.identity import apikey_app, user_app
 from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
@@ -144,6 +145,8 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(product_app, name="product")
 app.add_typer(model_app, name="model")
 app.add_typer(loan_app, name="loan")
+app.add_typer(eod_app, name="eod")
+app.add_typer(gl_app, name="gl")
 app.add_typer(application_app, name="application")
 app.add_typer(decision_app, name="decision")
 app.add_typer(policy_app, name="policy")

@@ -50,7 +50,14 @@ from lendcore.services.events import emit
 from lendcore.services.loans import postings_for
 from lendcore.services.products import product_on
 from lendcore.store.database import Database, normalise_url
-from lendcore.store.schema import eod_runs, gl_drill, journal_entries, loans, products
+from lendcore.store.schema import (
+    eod_runs,
+    gl_drill,
+    journal_entries,
+    loans,
+    postings,
+    products,
+)
 
 RUN = "eod.run"
 STEPS = ("read", "servicing", "provisioning", "post", "advance")
@@ -523,8 +530,12 @@ def drill(db: Database, entry_id: int) -> tuple[dict[str, Any], list[DrillLine]]
                 .order_by(gl_drill.c.loan_id)
             )
         ]
-    if not lines:
-        raise DrillNotFound(
-            f"journal entry {entry_id} is not a summarised end-of-day entry", entry_id=entry_id
-        )
-    return {"id": entry.id, "description": entry.description}, lines
+        if not lines:
+            raise DrillNotFound(
+                f"journal entry {entry_id} is not a summarised end-of-day entry",
+                entry_id=entry_id,
+            )
+        currency = conn.execute(
+            select(postings.c.currency).where(postings.c.entry_id == entry_id).limit(1)
+        ).scalar_one()
+    return {"id": entry.id, "description": entry.description, "currency": currency}, lines
