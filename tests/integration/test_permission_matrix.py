@@ -44,6 +44,7 @@ from lendcore.services import (
     borrowers,
     business_date,
     commands,
+    eod,
     events,
     identity,
     ledger,
@@ -211,6 +212,15 @@ def one_loan(db: Database) -> Ctx:
     lender = open_lender(db, prefix="setup-")
     loan = loans.disburse(lender.servicing, lender.book("5000.00", 6).id)
     return {**no_setup(db), "loan_id": loan.id, "lender": lender}
+
+
+def one_closed_day(db: Database) -> Ctx:
+    """One disbursed loan and two business dates closed by end of day (the
+    second accrues a day's interest)."""
+    ctx = one_loan(db)
+    eod.run_day(ctx["lender"].servicing)
+    close = eod.run_day(ctx["lender"].servicing)
+    return {**ctx, "entry_id": close.entries[0], "closed": close.business_date}
 
 
 def one_application(db: Database, *, born: date = date(1984, 5, 17)) -> Ctx:
@@ -867,6 +877,25 @@ CASES: tuple[Case, ...] = (
         one_loan,
         lambda db, ctx, role: loans.accrue_book(db).loans_seen,
         lambda ctx, role: 1,
+    ),
+    # --- end of day
+    Case(
+        eod.run_day,
+        one_loan,
+        lambda db, ctx, role: eod.run_day(db).loans_processed,
+        lambda ctx, role: 1,
+    ),
+    Case(
+        eod.status,
+        one_closed_day,
+        lambda db, ctx, role: eod.status(db).last_run["business_date"],  # type: ignore[index]
+        lambda ctx, role: ctx["closed"].isoformat(),
+    ),
+    Case(
+        eod.drill,
+        one_closed_day,
+        lambda db, ctx, role: [line.loan_id for line in eod.drill(db, ctx["entry_id"])[1]],
+        lambda ctx, role: [ctx["loan_id"]],
     ),
     Case(
         loans.get_loan,

@@ -17,6 +17,7 @@ from lendcore.api.routes import (
     approvals,
     audit,
     borrowers,
+    eod,
     identity,
     ledger,
     loans,
@@ -97,4 +98,5 @@ def create_app(db: Database | str | None = None, *, pool_size: int = 10) -> Fast
     app.include_router(borrowers.router)
     app.include_router(applications.router)
     app.include_router(models.router)
+    app.include_router(eod.router)
     return app
