@@ -32,3 +32,41 @@ def test_closing_days_keeps_every_loan_equal_to_its_replay(db: Database) -> None
     in_arrears = [s for s in stored(db).values() if s[1] > 0]
     print("statuses", {x: statuses.count(x) for x in set(statuses)}, "arrears", len(in_arrears))
     print(eod.status(book.servicing))
+
+
+def test_allowance_on_the_ledger_equals_the_sum_of_loan_ecls(db: Database) -> None:
+    """The loss allowance account of each product holds the sum of its open
+    loans' expected credit losses, and every day's movements explain the change."""
+    from sqlalchemy import func, select
+
+    from lendcore.services import ledger
+    from lendcore.store.schema import loan_provisions, loans, provision_movements
+
+    book = open_book(db, 30, seed=8)
+    rng = random.Random(9)
+    for _ in range(45):
+        live_day(book, rng)
+        eod.run_day(book.servicing)
+    with db.reading() as conn:
+        per_product = dict(
+            conn.execute(
+                select(loans.c.product_code, func.sum(loan_provisions.c.ecl_minor))
+                .select_from(loan_provisions.join(loans, loans.c.id == loan_provisions.c.loan_id))
+                .group_by(loans.c.product_code)
+            ).all()
+        )
+        moved = dict(
+            conn.execute(
+                select(
+                    provision_movements.c.product_code, func.sum(provision_movements.c.amount_minor)
+                ).group_by(provision_movements.c.product_code)
+            ).all()
+        )
+        stages = set(conn.execute(select(loan_provisions.c.stage)).scalars())
+    assert per_product and all(v > 0 for v in per_product.values())
+    for name, product in book.products.items():
+        account = product.accounting.loss_allowance
+        assert account is not None
+        assert ledger.account_balance(db, account).posted == per_product.get(name, 0), name
+        assert moved.get(name, 0) == per_product.get(name, 0), name
+    assert 1 in stages and (2 in stages or 3 in stages)

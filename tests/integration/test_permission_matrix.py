@@ -52,6 +52,7 @@ from lendcore.services import (
     manual_entries,
     policies,
     products,
+    provisions,
     publisher,
     schedules,
     verify,
@@ -890,6 +891,14 @@ CASES: tuple[Case, ...] = (
         one_closed_day,
         lambda db, ctx, role: eod.status(db).last_run["business_date"],  # type: ignore[index]
         lambda ctx, role: ctx["closed"].isoformat(),
+    ),
+    Case(
+        provisions.provision_report,
+        one_closed_day,
+        lambda db, ctx, role: [
+            r.currency for r in provisions.provision_report(db, ctx["closed"]).reports
+        ],
+        lambda ctx, role: ["USD"],
     ),
     Case(
         eod.drill,

@@ -27,6 +27,7 @@ from lendcore.cli.ledger import account_app, entry_app, hold_app, ledger_app
 from lendcore.cli.loans import loan_app
 from lendcore.cli.models import model_app
 from lendcore.cli.products import product_app
+from lendcore.cli.reports import report_app
 from lendcore.cli.schedule import schedule_app
 from lendcore.errors import LendcoreError
 from lendcore.services import business_date as business_date_service
@@ -147,6 +148,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(loan_app, name="loan")
 app.add_typer(eod_app, name="eod")
 app.add_typer(gl_app, name="gl")
+app.add_typer(report_app, name="report")
 app.add_typer(application_app, name="application")
 app.add_typer(decision_app, name="decision")
 app.add_typer(policy_app, name="policy")

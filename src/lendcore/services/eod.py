@@ -34,13 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from lendcore.eod.day import DELTA, DaySettings, close_loans
 from lendcore.eod.kernel import ROLES, ProductTable
 from lendcore.errors import Conflict, InvalidInput, NotFound
-from lendcore.ledger.model import EntrySpec
+from lendcore.ifrs9.config import Ifrs9Config, load_config
+from lendcore.ifrs9.report import classify_movements
+from lendcore.ledger.model import EntrySpec, PostingSpec, Side
 from lendcore.products.model import Product
 from lendcore.services import ledger
 from lendcore.services.business_date import move_business_date
@@ -54,9 +58,12 @@ from lendcore.store.schema import (
     eod_runs,
     gl_drill,
     journal_entries,
+    loan_provisions,
     loans,
     postings,
     products,
+    provision_movements,
+    provision_stage_mix,
 )
 
 RUN = "eod.run"
@@ -164,6 +171,9 @@ _BOOK_COLUMNS = (
     loans.c.pd_origination,
     loans.c.risk_band,
     loans.c.forborne,
+    loan_provisions.c.stage.label("prev_stage"),
+    loan_provisions.c.qualifying_stage,
+    loan_provisions.c.qualifying_since,
 )
 _BOOK_SCHEMA: dict[str, Any] = {
     "loan_id": pl.Int64,
@@ -177,12 +187,18 @@ _BOOK_SCHEMA: dict[str, Any] = {
     "pd_origination": pl.String,
     "risk_band": pl.String,
     "forborne": pl.Boolean,
+    "prev_stage": pl.Int8,
+    "qualifying_stage": pl.Int8,
+    "qualifying_since": pl.Date,
 }
 
 
 def read_book(conn: Connection) -> Book:
     result = conn.execute(
-        select(*_BOOK_COLUMNS).where(loans.c.status == "active").order_by(loans.c.id)
+        select(*_BOOK_COLUMNS)
+        .select_from(loans.outerjoin(loan_provisions, loan_provisions.c.loan_id == loans.c.id))
+        .where(loans.c.status == "active")
+        .order_by(loans.c.id)
     )
     rows = pl.DataFrame(list(result), schema=_BOOK_SCHEMA, orient="row")
     keys = rows.select("product_code", "product_version").unique().rows()
@@ -217,19 +233,26 @@ def read_book(conn: Connection) -> Book:
 # --- the day's close, computed -----------------------------------------------------------------
 
 
-def compute_day(book: Book, as_of: date, engine: str) -> pl.DataFrame:
+def compute_day(
+    book: Book, as_of: date, engine: str, seconds: dict[str, float] | None = None
+) -> pl.DataFrame:
     """Every active loan at the end of `as_of` and its change to post, on the
     chosen engine (the same function either way)."""
-    settings = DaySettings(as_of=as_of, products=book.table)
-    rows = book.rows.select(
-        "loan_id", "product_code", "product_version", "snapshot_json", "positions_json"
-    )
+    settings = DaySettings(as_of=as_of, products=book.table, ifrs9=ifrs9_settings())
+    rows = book.rows.drop("currency", "last_seq", "dpd_before")
     if engine == "spark":
         from lendcore.eod.spark import run_partitioned
 
         schema = close_loans(rows.head(0), settings).to_arrow().schema
         return run_partitioned(rows, functools.partial(close_loans, settings=settings), schema)
-    return close_loans(rows, settings)
+    return close_loans(rows, settings, seconds)
+
+
+def ifrs9_settings() -> Ifrs9Config:
+    """The IFRS 9 settings: the file named by $LENDCORE_IFRS9_CONFIG, else the
+    packaged defaults (lendcore/ifrs9/default.yaml)."""
+    path = os.environ.get("LENDCORE_IFRS9_CONFIG")
+    return load_config(Path(path) if path else None)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -309,8 +332,12 @@ def run_day(
             today = current_business_date(conn)
             book = read_book(conn)
         lap("read")
-        closed = compute_day(book, today, engine)
+        parts: dict[str, float] = {}
+        closed = compute_day(book, today, engine, parts)
         lap("servicing")
+        if parts:  # the local engine times its two steps; Spark's run as one
+            seconds["servicing"] -= parts["provisioning"]
+            seconds["provisioning"] = parts["provisioning"]
         close = DayClose(business_date=today, engine=engine, seconds=seconds)
         with db.transaction() as conn:
             if current_business_date(conn) != today:
@@ -414,6 +441,209 @@ def _post(
             ),
         )
     _save_loans(conn, loans_now, today)
+    _provide(conn, book, loans_now, today, close)
+
+
+# --- IFRS 9: the allowance moved to tonight's expected credit loss ----------------------------
+
+
+class EodProductAccountsMissing(Conflict):
+    code = "EOD_PRODUCT_ACCOUNTS_MISSING"
+
+
+_PREV_SCHEMA: dict[str, Any] = {
+    "loan_id": pl.Int64,
+    "stage": pl.Int8,
+    "ecl_minor": pl.Int64,
+    "product_code": pl.String,
+    "product_version": pl.Int32,
+    "currency": pl.String,
+    "status_now": pl.String,
+}
+
+
+def _provide(
+    conn: Connection, book: Book, loans_now: pl.DataFrame, today: date, close: DayClose
+) -> None:
+    """Book the change in each product's loss allowance, keep each loan's stage
+    and ECL, and record the day's movements and stage mix."""
+    moved_by_live_operations = book.rows.join(loans_now, on="loan_id", how="anti")["loan_id"]
+    prev = pl.DataFrame(
+        list(
+            conn.execute(
+                select(
+                    loan_provisions.c.loan_id,
+                    loan_provisions.c.stage,
+                    loan_provisions.c.ecl_minor,
+                    loans.c.product_code,
+                    loans.c.product_version,
+                    loans.c.currency,
+                    loans.c.status,
+                ).select_from(loan_provisions.join(loans, loans.c.id == loan_provisions.c.loan_id))
+            )
+        ),
+        schema=_PREV_SCHEMA,
+        orient="row",
+    ).filter(~pl.col("loan_id").is_in(moved_by_live_operations.implode()))
+    keys = book.rows.select("loan_id", "currency")
+    still_open = loans_now.filter(pl.col("status") == "active").join(keys, on="loan_id")
+    exits = prev.join(still_open, on="loan_id", how="anti").select(
+        "loan_id",
+        "product_code",
+        "product_version",
+        "currency",
+        pl.lit(None, dtype=pl.Int8).alias("stage"),
+        pl.lit(0, dtype=pl.Int64).alias("ecl_minor"),
+        pl.when(pl.col("status_now") == "written-off")
+        .then(pl.lit("written_off"))
+        .otherwise(pl.lit("repaid"))
+        .alias("exit"),
+    )
+    new = pl.concat(
+        [
+            still_open.select(
+                "loan_id",
+                "product_code",
+                "product_version",
+                "currency",
+                "stage",
+                "ecl_minor",
+                pl.lit(None, dtype=pl.String).alias("exit"),
+            ),
+            exits,
+        ]
+    )
+    movements = classify_movements(
+        prev.select("loan_id", "product_code", "stage", "ecl_minor"),
+        new.select("loan_id", "product_code", "stage", "ecl_minor", "exit"),
+    )
+    change = (
+        new.select("loan_id", "product_code", "product_version", "currency", "ecl_minor")
+        .join(prev.select("loan_id", pl.col("ecl_minor").alias("before")), on="loan_id", how="left")
+        .with_columns((pl.col("ecl_minor") - pl.col("before").fill_null(0)).alias("delta"))
+        .filter(pl.col("delta") != 0)
+    )
+    for (code, version, currency), part in sorted(
+        change.group_by("product_code", "product_version", "currency"), key=lambda g: g[0]
+    ):
+        total = int(part["delta"].sum())
+        close.ecl_change_minor[currency] = close.ecl_change_minor.get(currency, 0) + total
+        if total == 0:
+            continue
+        entry_id = _book_allowance(conn, book.products[(code, version)], version, total, today)
+        close.entries.append(entry_id)
+        conn.execute(
+            insert(gl_drill),
+            [
+                {
+                    "entry_id": entry_id,
+                    "loan_id": loan_id,
+                    "deltas_json": json.dumps({"loss_allowance": delta}),
+                }
+                for loan_id, delta in part.select("loan_id", "delta").iter_rows()
+            ],
+        )
+    close.stage_moves = (
+        still_open.join(prev.select("loan_id", pl.col("stage").alias("was")), on="loan_id")
+        .filter(pl.col("stage") != pl.col("was"))
+        .height
+    )
+    _keep_provisions(conn, still_open, exits["loan_id"], today)
+    if not movements.is_empty():
+        conn.execute(
+            insert(provision_movements),
+            [
+                {
+                    "business_date": today,
+                    "product_code": r["product_code"],
+                    "kind": r["kind"],
+                    "stage_from": r["stage_from"],
+                    "stage_to": r["stage_to"],
+                    "loans": r["loans"],
+                    "amount_out_minor": r["amount_out_minor"],
+                    "amount_in_minor": r["amount_in_minor"],
+                    "amount_minor": r["amount_minor"],
+                }
+                for r in movements.iter_rows(named=True)
+            ],
+        )
+    mix = still_open.group_by("product_code", "currency", "stage").agg(
+        pl.len().alias("loans"),
+        pl.col("exposure_minor").sum(),
+        pl.col("ecl_minor").sum(),
+    )
+    if not mix.is_empty():
+        conn.execute(
+            insert(provision_stage_mix),
+            [{"business_date": today, **r} for r in mix.sort("product_code", "stage").to_dicts()],
+        )
+
+
+def _book_allowance(
+    conn: Connection, product: Product, version: int, change: int, today: date
+) -> int:
+    allowance, expense = product.accounting.loss_allowance, product.accounting.impairment_expense
+    if allowance is None or expense is None:
+        raise EodProductAccountsMissing(
+            f"product {product.code} v{version} names no loss_allowance and impairment_expense "
+            "accounts: its expected credit loss cannot be booked",
+            product=product.code,
+            version=version,
+        )
+    side_expense = Side.DEBIT if change > 0 else Side.CREDIT
+    side_allowance = Side.CREDIT if change > 0 else Side.DEBIT
+    spec = EntrySpec(
+        idempotency_key=f"eod:{today.isoformat()}:{product.code}:v{version}:ecl",
+        postings=(
+            PostingSpec(expense, side_expense, abs(change), product.currency),
+            PostingSpec(allowance, side_allowance, abs(change), product.currency),
+        ),
+        description=f"End of day {today.isoformat()}: change in expected credit loss of "
+        f"{product.code} v{version}",
+        metadata={"kind": "ecl", "product": product.code, "product_version": version},
+    )
+    return ledger.book_entry_on(conn, spec).id
+
+
+def _keep_provisions(
+    conn: Connection, still_open: pl.DataFrame, exits: pl.Series, today: date
+) -> None:
+    if not exits.is_empty():
+        conn.execute(
+            delete(loan_provisions).where(
+                loan_provisions.c.loan_id.in_([int(i) for i in exits.to_list()])
+            )
+        )
+    rows = still_open.select(
+        "loan_id",
+        pl.lit(today).alias("business_date"),
+        "stage",
+        "qualifying_stage",
+        "qualifying_since",
+        pl.col("pd_now").round(6).cast(pl.String),
+        "exposure_minor",
+        "ecl_minor",
+    ).to_dicts()
+    if not rows:
+        return
+    upsert = (
+        postgresql_insert(loan_provisions)
+        if conn.dialect.name == "postgresql"
+        else sqlite_insert(loan_provisions)
+    )
+    columns = (
+        "business_date",
+        "stage",
+        "qualifying_stage",
+        "qualifying_since",
+        "pd_now",
+        "exposure_minor",
+        "ecl_minor",
+    )
+    statement = upsert.on_conflict_do_update(
+        index_elements=["loan_id"], set_={c: upsert.excluded[c] for c in columns}
+    )
+    conn.execute(statement, rows)
 
 
 def _record_drill(conn: Connection, entry_id: int, rows: pl.DataFrame) -> None:

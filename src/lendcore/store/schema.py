@@ -790,6 +790,10 @@ provision_movements = Table(
     Column("kind", String(32), nullable=False),
     Column("stage_from", SmallInteger, nullable=True),
     Column("stage_to", SmallInteger, nullable=True),
+    Column("loans", Integer, nullable=False),
+    # The allowance taken out of stage_from and put into stage_to; their sum is the change.
+    Column("amount_out_minor", BigInteger, nullable=False),
+    Column("amount_in_minor", BigInteger, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
 )
 Index("ix_provision_movements_date", provision_movements.c.business_date)

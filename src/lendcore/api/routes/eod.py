@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lendcore.api.deps import ActingDb, IdempotencyKey, respond
 from lendcore.api.routes.common import RecordId
 from lendcore.api.routing import Route
-from lendcore.api.schemas import Strict
+from lendcore.api.schemas import IsoDate, Strict
 from lendcore.presentation import amount
-from lendcore.services import eod
+from lendcore.services import eod, provisions
 
 router = APIRouter(prefix="/v1", tags=["end of day"], route_class=Route)
 
@@ -86,3 +86,14 @@ def drill(entry_id: RecordId, db: ActingDb) -> DrillPublic:
             for line in lines
         ],
     )
+
+
+@router.get("/reports/provision")
+def provision_report(
+    db: ActingDb,
+    on: IsoDate = Query(alias="date"),
+    since: IsoDate | None = Query(default=None, alias="from"),
+) -> dict[str, Any]:
+    """IFRS 9: stage mix, ECL by stage and product, and the loss allowance's
+    movements from `from` (default: the 1st of the month) to `date`."""
+    return provisions.report_doc(provisions.provision_report(db, on, since))

@@ -76,6 +76,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("stage_from", sa.SmallInteger(), nullable=True),
         sa.Column("stage_to", sa.SmallInteger(), nullable=True),
+        sa.Column("loans", sa.Integer(), nullable=False),
+        sa.Column("amount_out_minor", sa.BigInteger(), nullable=False),
+        sa.Column("amount_in_minor", sa.BigInteger(), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provision_movements")),
     )
