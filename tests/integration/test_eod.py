@@ -70,3 +70,39 @@ def test_allowance_on_the_ledger_equals_the_sum_of_loan_ecls(db: Database) -> No
         assert ledger.account_balance(db, account).posted == per_product.get(name, 0), name
         assert moved.get(name, 0) == per_product.get(name, 0), name
     assert 1 in stages and (2 in stages or 3 in stages)
+
+
+def test_a_repayment_taken_while_the_day_is_being_closed_is_dated_and_booked_once(
+    db: Database,
+) -> None:
+    """Live operations go on during end of day: nothing is locked while the
+    book is read and computed. A repayment that lands then is dated by the
+    still-open business date; the run leaves that loan to it and books the rest."""
+    from lendcore.services import loans as loan_service
+
+    book = open_book(db, 8, seed=4)
+    for _ in range(35):
+        eod.run_day(book.servicing)
+    today = business_date(db)
+    target = book.loan_ids[0]
+    taken: list[object] = []
+
+    def meanwhile(step: str) -> None:
+        # Called by the run after it has read and computed the book, before it writes.
+        if step == "servicing" and not taken:
+            view = loan_service.get_loan(book.servicing, target)
+            taken.append(loan_service.repay(book.servicing, target, 5_000, view.currency))
+
+    close = eod.run_day(book.servicing, progress=meanwhile)
+    assert taken and close.loans_left_to_live_operations == 1
+    events = loan_service.get_loan(book.servicing, target)
+    assert any(a.value_date == today and a.amount == 5_000 for a in events.state.allocations)
+    for loan_id, (status, dpd, overdue, principal, positions) in stored(db).items():
+        want = replayed(db, loan_id, today)
+        assert positions == want.positions, loan_id
+        assert (status, dpd, overdue, principal) == (
+            want.status.value,
+            want.days_past_due,
+            want.overdue,
+            want.principal_outstanding,
+        ), loan_id
