@@ -91,19 +91,25 @@ def _thirty_units(start: pl.Expr, end: pl.Expr, *, european: bool) -> pl.Expr:
     return 360 * years + 30 * months + (d2x - d1x)
 
 
-def day_units(start: pl.Expr, end: pl.Expr, day_count: pl.Expr) -> pl.Expr:
+def day_units(
+    start: pl.Expr, end: pl.Expr, day_count: pl.Expr, present: frozenset[str] | None = None
+) -> pl.Expr:
     """The year fraction from `start` to `end` times the convention's basis
-    (`_BASIS`), an integer; `day_count` is a column of DayCount values."""
-    actual = (end - start).dt.total_days().cast(pl.Int64)
-    return (
-        pl.when(day_count == DayCount.ACT_ACT.value)
-        .then(_act_act_units(end) - _act_act_units(start))
-        .when(day_count == DayCount.THIRTY_360.value)
-        .then(_thirty_units(start, end, european=False))
-        .when(day_count == DayCount.THIRTY_E_360.value)
-        .then(_thirty_units(start, end, european=True))
-        .otherwise(actual)
-    )
+    (`_BASIS`), an integer; `day_count` is a column of DayCount values.
+    `present` (the conventions the column holds) leaves out the others' branches."""
+    conventions = present if present is not None else frozenset(_BASIS)
+    units: pl.Expr = (end - start).dt.total_days().cast(pl.Int64)
+    if DayCount.ACT_ACT.value in conventions:
+        act_act = _act_act_units(end) - _act_act_units(start)
+        units = pl.when(day_count == DayCount.ACT_ACT.value).then(act_act).otherwise(units)
+    for convention, european in (
+        (DayCount.THIRTY_360.value, False),
+        (DayCount.THIRTY_E_360.value, True),
+    ):
+        if convention in conventions:
+            thirty = _thirty_units(start, end, european=european)
+            units = pl.when(day_count == convention).then(thirty).otherwise(units)
+    return units
 
 
 def round_ratio(numerator: pl.Expr, denominator: pl.Expr, mode: pl.Expr) -> pl.Expr:
@@ -450,10 +456,10 @@ def close_day(
     settings = products.settings
     _check_headroom(dues, settings)
     day = pl.lit(as_of, dtype=pl.Date)
-    d = (
-        dues.join(loans, on="loan_id", how="inner")
-        .join(settings, on=["product_code", "product_version"], how="left")
-        .sort("loan_id", "idx")
+    # Instalments stay in (loan, number) order: the steps below read the row
+    # before, never a window over the loan.
+    d = dues.join(loans, on="loan_id", how="inner", maintain_order="left").join(
+        settings, on=["product_code", "product_version"], how="left", maintain_order="left"
     )
     missing = d.filter(pl.col("pen_den").is_null())
     if not missing.is_empty():
@@ -475,17 +481,29 @@ def close_day(
     d = _apply_suspense(d)
     d = _late_fee_checks(d, day)
     d = _penalty(d, day)
-    d = _accrual(d, day)
-    return _summarise(d, loans, products, day)
+    return _summarise(d, _accrual(d, day), loans, products, day)
 
 
 def _apply_suspense(d: pl.DataFrame) -> pl.DataFrame:
     """Suspense held under the suspense policy pays instalments as they fall
     due, each in the waterfall's order (every earlier instalment is already
     paid whenever suspense is held)."""
+    holds = pl.col("suspense_policy") & (pl.col("suspense") > 0)
+    d = d.with_columns(pl.col("suspense").alias("suspense_left"))
+    rows = d.select(pl.arg_where(holds)).to_series()
+    if rows.is_empty():
+        return d
+    # Only the few loans holding suspense are worked on; their rows are
+    # written back in place, so the book keeps its order.
+    held = _pay_from_suspense(d[rows])
+    changed = ("paid_fee", "paid_int", "paid_pri", "u_fee", "u_int", "u_pri", "suspense_left")
+    return d.with_columns(d[c].scatter(rows, held[c]) for c in changed)
+
+
+def _pay_from_suspense(d: pl.DataFrame) -> pl.DataFrame:
+    """The instalments of loans holding suspense, paid from it in due order."""
     falls = ~pl.col("fallen_before") & pl.col("fallen_now")
-    applies = falls & pl.col("suspense_policy") & (pl.col("suspense") > 0)
-    total = pl.when(applies).then(pl.col("u_fee") + pl.col("u_int") + pl.col("u_pri")).otherwise(0)
+    total = pl.when(falls).then(pl.col("u_fee") + pl.col("u_int") + pl.col("u_pri")).otherwise(0)
     d = d.with_columns(total.alias("_total"))
     d = d.with_columns(
         (pl.col("_total").cum_sum().over("loan_id") - pl.col("_total")).alias("_before")
@@ -547,7 +565,8 @@ def _late_fee_checks(d: pl.DataFrame, day: pl.Expr) -> pl.DataFrame:
 
 def _penalty(d: pl.DataFrame, day: pl.Expr) -> pl.DataFrame:
     start = pl.max_horizontal(pl.col("clock"), pl.col("due_date"))
-    units = day_units(start, day, pl.col("pen_day_count"))
+    present = frozenset(d["pen_day_count"].unique().drop_nulls().to_list())
+    units = day_units(start, day, pl.col("pen_day_count"), present)
     accrues = (
         pl.col("fallen_now") & (pl.col("u_pri") > 0) & (day > start) & (pl.col("pen_rate_n") > 0)
     )
@@ -566,36 +585,54 @@ def _penalty(d: pl.DataFrame, day: pl.Expr) -> pl.DataFrame:
 
 
 def _accrual(d: pl.DataFrame, day: pl.Expr) -> pl.DataFrame:
-    """Interest of the current period accrued by the end of the day: the
-    period's interest times the share of its day-count measure elapsed."""
-    current = (~pl.col("fallen_now")) & (
-        pl.col("idx") == pl.col("idx").filter(~pl.col("fallen_now")).min().over("loan_id")
+    """Interest of the current period accrued by the end of the day, per loan:
+    the period's interest times the share of its day-count measure elapsed."""
+    # The current period is the first instalment not fallen due: instalments
+    # fall in order, so it is the one whose predecessor in the loan has fallen.
+    first_of_loan = pl.col("loan_id") != pl.col("loan_id").shift(1)
+    current = ~pl.col("fallen_now") & (
+        first_of_loan.fill_null(True) | pl.col("fallen_now").shift(1).fill_null(True)
     )
+    cur = d.filter(current).select(
+        "loan_id",
+        "period_start",
+        "due_date",
+        "interest",
+        "capitalised",
+        "interest_period",
+        "day_count",
+        "rounding",
+    )
+    present = frozenset(cur["day_count"].unique().drop_nulls().to_list())
     start, end = pl.col("period_start"), pl.col("due_date")
     actual = pl.col("interest_period") == "actual-days"
     elapsed = (
         pl.when(actual)
-        .then(day_units(start, day, pl.col("day_count")))
+        .then(day_units(start, day, pl.col("day_count"), present))
         .otherwise((day - start).dt.total_days().cast(pl.Int64))
     )
     whole = (
         pl.when(actual)
-        .then(day_units(start, end, pl.col("day_count")))
+        .then(day_units(start, end, pl.col("day_count"), present))
         .otherwise((end - start).dt.total_days().cast(pl.Int64))
     )
     base = pl.col("interest") + pl.col("capitalised")
     accrued = (
-        pl.when(~current | (day <= start))
+        pl.when(day <= start)
         .then(0)
         .when(whole == 0)
         .then(base)
         .otherwise(round_ratio(base * elapsed, whole, pl.col("rounding")))
     )
-    return d.with_columns(accrued.cast(pl.Int64).alias("accrued"))
+    return cur.select("loan_id", accrued.cast(pl.Int64).alias("accrued"))
 
 
 def _summarise(
-    d: pl.DataFrame, loans: pl.DataFrame, products: ProductTable, day: pl.Expr
+    d: pl.DataFrame,
+    accrued: pl.DataFrame,
+    loans: pl.DataFrame,
+    products: ProductTable,
+    day: pl.Expr,
 ) -> BookState:
     fallen = pl.col("fallen_now")
     past = fallen & (pl.col("due_date") < day)
@@ -613,22 +650,26 @@ def _summarise(
         *[over(past, pl.col(f"u_{p}")).alias(f"overdue_{p}") for p in _PARTS],
         pl.col("due_date").filter(past & any_unpaid).min().alias("oldest_overdue"),
         (pl.col("u_pri").sum() - over(~fallen, pl.col("capitalised"))).alias("principal"),
-        (over(fallen, pl.col("u_int")) + pl.col("accrued").sum()).alias("interest_receivable"),
+        over(fallen, pl.col("u_int")).alias("_interest_receivable"),
         over(fallen, pl.col("u_fee") + pl.col("u_pen")).alias("fee_receivable"),
         sum((pl.col(f"wo_{p}").sum() for p in _PARTS), pl.lit(0)).alias("write_off_expense"),
         (
-            over(fallen, pl.col("interest") + pl.col("capitalised"))
-            + pl.col("accrued").sum()
-            - pl.col("waived_int").sum()
-        ).alias("interest_income"),
+            over(fallen, pl.col("interest") + pl.col("capitalised")) - pl.col("waived_int").sum()
+        ).alias("_interest_income"),
         (over(fallen, pl.col("fee")) - pl.col("waived_fee").sum()).alias("_fee_income"),
         (over(fallen, pl.col("penalty")) - pl.col("waived_pen").sum()).alias("penalty_income"),
-        pl.col("accrued").sum().alias("interest_accrued"),
         (fallen.all() & (~any_unpaid).all()).alias("settled"),
         pl.col("suspense_left").first().alias("overpayment"),
         pl.col("tolerance").first().alias("_tolerance"),
     )
-    out = loans.join(per_loan, on="loan_id", how="left").with_columns(
+    out = (
+        loans.join(per_loan, on="loan_id", how="left")
+        .join(accrued, on="loan_id", how="left")
+        .with_columns(pl.col("accrued").fill_null(0).alias("interest_accrued"))
+    )
+    out = out.with_columns(
+        (pl.col("_interest_receivable") + pl.col("interest_accrued")).alias("interest_receivable"),
+        (pl.col("_interest_income") + pl.col("interest_accrued")).alias("interest_income"),
         (
             pl.col("overdue_pen")
             + pl.col("overdue_fee")
