@@ -95,28 +95,25 @@ def provision(rows: pl.DataFrame, state: BookState, settings: DaySettings) -> pl
         pl.col("prev_stage").cast(pl.Int8),
         pl.col("qualifying_stage").cast(pl.Int8),
         pl.col("qualifying_since").cast(pl.Date),
-        # The effective annual rate of the nominal rate compounded monthly.
-        (
-            (
-                1
-                + pl.col("snapshot_json")
-                .str.json_path_match("$.terms.annual_rate")
-                .cast(pl.Float64)
-                / 12
-            )
-            ** 12
-            - 1
-        ).alias("annual_eir"),
     )
-    book = open_loans.select(
+    rates = state.contracts.select(
         "loan_id",
-        "product_code",
-        pl.col("days_past_due").alias("dpd"),
-        (pl.col("principal") + pl.col("interest_receivable") + pl.col("fee_receivable")).alias(
-            "exposure_minor"
-        ),
-        pl.lit(False).alias("credit_impaired"),
-    ).join(facts, on="loan_id", how="left")
+        # The effective annual rate of the nominal rate compounded monthly.
+        ((1 + pl.col("annual_rate").cast(pl.Float64) / 12) ** 12 - 1).alias("annual_eir"),
+    )
+    book = (
+        open_loans.select(
+            "loan_id",
+            "product_code",
+            pl.col("days_past_due").alias("dpd"),
+            (pl.col("principal") + pl.col("interest_receivable") + pl.col("fee_receivable")).alias(
+                "exposure_minor"
+            ),
+            pl.lit(False).alias("credit_impaired"),
+        )
+        .join(facts, on="loan_id", how="left")
+        .join(rates, on="loan_id", how="left")
+    )
     book = book.with_columns(pd_now(book, config, settings.matrix).alias("pd_now"))
     staged = assign_stages(
         book.select(

@@ -161,6 +161,7 @@ LOAN_SCHEMA: dict[str, Any] = {
     "day_count": pl.String,
     "interest_period": pl.String,
     "rounding": pl.String,
+    "annual_rate": pl.String,
 }
 _PARTS = ("pen", "fee", "int", "pri")
 DUE_SCHEMA: dict[str, Any] = {
@@ -289,6 +290,7 @@ def snapshot_rows(
         "day_count": terms["day_count"],
         "interest_period": terms["interest_period"],
         "rounding": terms["rounding"],
+        "annual_rate": terms["annual_rate"],
     }
     dues = []
     for idx, d in enumerate(snapshot["dues"]):
@@ -355,7 +357,12 @@ _SNAPSHOT_JSON = pl.Struct(
         "disbursement_fees": pl.Int64,
         "disbursed_gross": pl.Int64,
         "terms": pl.Struct(
-            {"day_count": pl.String, "interest_period": pl.String, "rounding": pl.String}
+            {
+                "day_count": pl.String,
+                "interest_period": pl.String,
+                "rounding": pl.String,
+                "annual_rate": pl.String,
+            }
         ),
         "dues": pl.List(_DUE_JSON),
     }
@@ -382,6 +389,7 @@ def frames_from_json(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("terms").struct.field("day_count"),
         pl.col("terms").struct.field("interest_period"),
         pl.col("terms").struct.field("rounding"),
+        pl.col("terms").struct.field("annual_rate"),
     )
     dues = (
         doc.select(pl.col("loan_id").cast(pl.Int64), "dues")
@@ -420,10 +428,12 @@ def frames_from_json(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 @dataclass(frozen=True, slots=True)
 class BookState:
-    """The book at the end of a day: one row per loan, and its instalments."""
+    """The book at the end of a day: one row per loan, and its instalments;
+    `contracts` is the loans' input row (terms included)."""
 
     loans: pl.DataFrame
     dues: pl.DataFrame
+    contracts: pl.DataFrame
 
 
 def _unpaid(part: str, amount: pl.Expr) -> pl.Expr:
@@ -717,7 +727,7 @@ def _summarise(
         "interest_accrued",
         *ROLES,
     ]
-    return BookState(out.select(columns).sort("loan_id"), d)
+    return BookState(out.select(columns).sort("loan_id"), d, loans)
 
 
 def positions_of(row: dict[str, Any]) -> dict[str, int]:
