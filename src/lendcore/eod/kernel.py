@@ -466,16 +466,24 @@ def close_day(
     settings = products.settings
     _check_headroom(dues, settings)
     day = pl.lit(as_of, dtype=pl.Date)
-    # Instalments stay in (loan, number) order: the steps below read the row
-    # before, never a window over the loan.
-    d = dues.join(loans, on="loan_id", how="inner", maintain_order="left").join(
+    loans = loans.sort("loan_id")
+    terms = loans.join(
         settings, on=["product_code", "product_version"], how="left", maintain_order="left"
     )
-    missing = d.filter(pl.col("pen_den").is_null())
+    missing = terms.filter(pl.col("pen_den").is_null())
     if not missing.is_empty():
         raise LendcoreError(
             f"no settings for product {missing['product_code'][0]} v{missing['product_version'][0]}"
         )
+    # Each instalment beside its loan's terms and product settings: the book is
+    # in loan order, so a gather by position (no hash join), and instalments
+    # stay in (loan, number) order for the steps below, which read the row
+    # before rather than a window over the loan.
+    dues = dues.filter(pl.col("loan_id").is_in(loans["loan_id"].implode()))
+    if not dues["loan_id"].is_sorted():
+        raise LendcoreError("end of day needs the instalments in loan order")
+    position = terms["loan_id"].search_sorted(dues["loan_id"])
+    d = pl.concat([dues, terms.drop("loan_id")[position]], how="horizontal")
     # Exact penalty so far, over the product's denominator.
     d = d.with_columns(
         (pl.col("pen_n") * (pl.col("pen_den") // pl.col("pen_d"))).alias("pen_num"),
