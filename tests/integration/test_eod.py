@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+import pytest
 
 from lendcore.eod.kernel import ROLES
 from lendcore.services import eod
@@ -106,3 +109,65 @@ def test_a_repayment_taken_while_the_day_is_being_closed_is_dated_and_booked_onc
             want.overdue,
             want.principal_outstanding,
         ), loan_id
+
+
+def test_month_ends_build_the_history_a_transition_pd_is_estimated_on(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each month end records every loan's delinquency state; with PD from
+    transitions, a history too thin to fill each state's row falls back to the
+    scorecard PD, and says so in the run summary."""
+    import yaml
+    from sqlalchemy import func, select
+
+    from lendcore.ifrs9.config import load_config
+    from lendcore.store.schema import delinquency_history
+
+    settings = load_config().model_dump(mode="json")
+    settings["pd"]["source"] = "transition"
+    path = tmp_path / "ifrs9.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("LENDCORE_IFRS9_CONFIG", str(path))
+    book = open_book(db, 16, seed=6)
+    rng = random.Random(2)
+    month_ends = []
+    for _ in range(70):
+        live_day(book, rng)
+        close = eod.run_day(book.servicing)
+        if business_date(db).day == 1:
+            month_ends.append(close.business_date)
+    assert len(month_ends) >= 2
+    with db.reading() as conn:
+        per_month = dict(
+            conn.execute(
+                select(delinquency_history.c.month, func.count()).group_by(
+                    delinquency_history.c.month
+                )
+            ).all()
+        )
+    assert sorted(per_month) == [d.replace(day=1) for d in month_ends]
+    assert all(count >= 1 for count in per_month.values())
+    assert close.pd_source.startswith("scorecard (transition history too thin)")
+
+
+def test_a_product_whose_last_loan_is_repaid_has_its_allowance_released(db: Database) -> None:
+    from lendcore.services import ledger
+    from lendcore.services import loans as loan_service
+
+    book = open_book(db, 4, seed=1)  # one loan of each product
+    for _ in range(3):
+        eod.run_day(book.servicing)
+    bullet = book.products["working-capital-bullet"]
+    loan_id = next(
+        i
+        for i in book.loan_ids
+        if loan_service.get_loan(book.servicing, i).product_code == bullet.code
+    )
+    allowance = bullet.accounting.loss_allowance
+    assert allowance is not None
+    assert ledger.account_balance(db, allowance).posted > 0
+    view = loan_service.get_loan(book.servicing, loan_id)
+    loan_service.repay(book.servicing, loan_id, view.state.payoff, view.currency)
+    close = eod.run_day(book.servicing)
+    assert ledger.account_balance(db, allowance).posted == 0
+    assert close.ecl_change_minor["USD"] < 0

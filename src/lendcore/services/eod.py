@@ -42,8 +42,9 @@ from sqlalchemy.engine import make_url
 from lendcore.eod.day import DELTA, DaySettings, close_loans
 from lendcore.eod.kernel import ROLES, ProductTable
 from lendcore.errors import Conflict, InvalidInput, NotFound
-from lendcore.ifrs9.config import Ifrs9Config, load_config
+from lendcore.ifrs9.config import Ifrs9Config, PdSource, load_config
 from lendcore.ifrs9.report import classify_movements
+from lendcore.ifrs9.transitions import TransitionMatrix, delinquency_state, estimate_matrix
 from lendcore.ledger.model import EntrySpec, PostingSpec, Side
 from lendcore.products.model import Product
 from lendcore.services import ledger
@@ -55,6 +56,7 @@ from lendcore.services.loans import postings_for
 from lendcore.services.products import product_on
 from lendcore.store.database import Database, normalise_url
 from lendcore.store.schema import (
+    delinquency_history,
     eod_runs,
     gl_drill,
     journal_entries,
@@ -157,6 +159,10 @@ class Book:
     table: ProductTable
     products: dict[tuple[str, int], Product]
     currencies: dict[tuple[str, int], str]
+    ifrs9: Ifrs9Config
+    # The book's own delinquency transition matrix, when PD comes from it.
+    matrix: TransitionMatrix | None
+    pd_source: str
 
 
 _BOOK_COLUMNS = (
@@ -222,12 +228,39 @@ def read_book(conn: Connection) -> Book:
         loan = rows.filter(pl.col("snapshot_json").is_null())["loan_id"][0]
         raise EodSnapshotMissing(f"active loan {loan} has no servicing snapshot", loan_id=int(loan))
     found = {key: product_on(conn, key[0], key[1]).product for key in sorted(keys)}
+    config, matrix, source = _pd_source(conn, ifrs9_settings())
     return Book(
         rows=rows,
         table=ProductTable.of((code, version, p) for (code, version), p in found.items()),
         products=found,
         currencies={key: p.currency for key, p in found.items()},
+        ifrs9=config,
+        matrix=matrix,
+        pd_source=source,
     )
+
+
+def _pd_source(
+    conn: Connection, config: Ifrs9Config
+) -> tuple[Ifrs9Config, TransitionMatrix | None, str]:
+    """The settings as the day will apply them. With PD from transitions, the
+    matrix is estimated on the book's month-end history; while that history is
+    too thin to fill every delinquency state's row, the scorecard PD stands in
+    (a state never seen to move would otherwise get PD 0)."""
+    if config.pd.source is not PdSource.TRANSITION:
+        return config, None, config.pd.source.value
+    history = pl.DataFrame(
+        list(conn.execute(select(delinquency_history))),
+        schema={"month": pl.Date, "loan_id": pl.Int64, "state": pl.String},
+        orient="row",
+    )
+    matrix = estimate_matrix(history)
+    if matrix.fallback_states:
+        scorecard = config.model_copy(
+            update={"pd": config.pd.model_copy(update={"source": PdSource.SCORECARD})}
+        )
+        return scorecard, None, "scorecard (transition history too thin)"
+    return config, matrix, "transition"
 
 
 # --- the day's close, computed -----------------------------------------------------------------
@@ -238,7 +271,7 @@ def compute_day(
 ) -> pl.DataFrame:
     """Every active loan at the end of `as_of` and its change to post, on the
     chosen engine (the same function either way)."""
-    settings = DaySettings(as_of=as_of, products=book.table, ifrs9=ifrs9_settings())
+    settings = DaySettings(as_of=as_of, products=book.table, ifrs9=book.ifrs9, matrix=book.matrix)
     rows = book.rows.drop("currency", "last_seq", "dpd_before")
     if engine == "spark":
         from lendcore.eod.spark import run_partitioned
@@ -275,6 +308,7 @@ class DayClose:
     closed_by_time: int = 0
     stage_moves: int = 0
     ecl_change_minor: dict[str, int] = field(default_factory=dict)
+    pd_source: str = ""
     entries: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -293,6 +327,7 @@ class DayClose:
             "closed_by_time": self.closed_by_time,
             "stage_moves": self.stage_moves,
             "ecl_change_minor": self.ecl_change_minor,
+            "pd_source": self.pd_source,
             "entries": self.entries,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
         }
@@ -338,7 +373,9 @@ def run_day(
         if parts:  # the local engine times its two steps; Spark's run as one
             seconds["servicing"] -= parts["provisioning"]
             seconds["provisioning"] = parts["provisioning"]
-        close = DayClose(business_date=today, engine=engine, seconds=seconds)
+        close = DayClose(
+            business_date=today, engine=engine, seconds=seconds, pd_source=book.pd_source
+        )
         with db.transaction() as conn:
             if current_business_date(conn) != today:
                 raise EodRunUnderWay(
@@ -442,6 +479,44 @@ def _post(
         )
     _save_loans(conn, loans_now, today)
     _provide(conn, book, loans_now, today, close)
+    if (today + timedelta(days=1)).day == 1:
+        _record_month_end(conn, today)
+
+
+def _record_month_end(conn: Connection, today: date) -> None:
+    """Each loan's delinquency state this month end: the open book by days past
+    due, and every loan open at the last month end that has since closed
+    (`closed`) or been written off (`default`)."""
+    month = today.replace(day=1)
+    last_month = (month - timedelta(days=1)).replace(day=1)
+    was_open = select(delinquency_history.c.loan_id).where(
+        (delinquency_history.c.month == last_month)
+        & delinquency_history.c.state.notin_(("default", "closed"))
+    )
+    rows = conn.execute(
+        select(loans.c.id, loans.c.status, loans.c.days_past_due).where(
+            (loans.c.status == "active")
+            | (loans.c.status.in_(("closed", "written-off")) & loans.c.id.in_(was_open))
+        )
+    ).all()
+    frame = pl.DataFrame(
+        [tuple(r) for r in rows],
+        schema={"loan_id": pl.Int64, "status": pl.String, "dpd": pl.Int32},
+        orient="row",
+    ).select(
+        "loan_id",
+        pl.when(pl.col("status") == "closed")
+        .then(pl.lit("closed"))
+        .when(pl.col("status") == "written-off")
+        .then(pl.lit("default"))
+        .otherwise(delinquency_state(pl.col("dpd")))
+        .alias("state"),
+    )
+    if not frame.is_empty():
+        conn.execute(
+            insert(delinquency_history),
+            [{"month": month, **r} for r in frame.to_dicts()],
+        )
 
 
 # --- IFRS 9: the allowance moved to tonight's expected credit loss ----------------------------
@@ -530,7 +605,9 @@ def _provide(
         close.ecl_change_minor[currency] = close.ecl_change_minor.get(currency, 0) + total
         if total == 0:
             continue
-        entry_id = _book_allowance(conn, book.products[(code, version)], version, total, today)
+        # A product whose every loan left the book today is not among the book's.
+        product = book.products.get((code, version)) or product_on(conn, code, version).product
+        entry_id = _book_allowance(conn, product, version, total, today)
         close.entries.append(entry_id)
         conn.execute(
             insert(gl_drill),

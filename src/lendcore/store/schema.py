@@ -810,3 +810,14 @@ provision_stage_mix = Table(
     Column("ecl_minor", BigInteger, nullable=False),
     PrimaryKeyConstraint("business_date", "product_code", "stage"),
 )
+
+delinquency_history = Table(
+    "delinquency_history",
+    metadata,
+    # Each loan's delinquency state at each month end, from which IFRS 9 may
+    # estimate the book's own transition matrix.
+    Column("month", Date, nullable=False),
+    Column("loan_id", Id, nullable=False),
+    Column("state", String(8), nullable=False),
+    PrimaryKeyConstraint("month", "loan_id"),
+)

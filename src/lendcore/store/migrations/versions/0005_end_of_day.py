@@ -22,7 +22,13 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-EOD_APPEND_ONLY = ("eod_runs", "gl_drill", "provision_movements", "provision_stage_mix")
+EOD_APPEND_ONLY = (
+    "eod_runs",
+    "gl_drill",
+    "provision_movements",
+    "provision_stage_mix",
+    "delinquency_history",
+)
 
 
 def _id() -> sa.types.TypeEngine[int]:
@@ -101,11 +107,19 @@ def upgrade() -> None:
             "business_date", "product_code", "stage", name=op.f("pk_provision_stage_mix")
         ),
     )
+    op.create_table(
+        "delinquency_history",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("loan_id", _id(), nullable=False),
+        sa.Column("state", sa.String(length=8), nullable=False),
+        sa.PrimaryKeyConstraint("month", "loan_id", name=op.f("pk_delinquency_history")),
+    )
     append_only(EOD_APPEND_ONLY)
 
 
 def downgrade() -> None:
     drop_append_only(EOD_APPEND_ONLY, drop_function=False)
+    op.drop_table("delinquency_history")
     op.drop_table("provision_stage_mix")
     op.drop_index(op.f("ix_provision_movements_date"), table_name="provision_movements")
     op.drop_table("provision_movements")
