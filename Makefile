@@ -12,8 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo simulates a lender on a new database of its own: 120 loans booked over
+# 80 days through the decision engine and its controls, 240 days of end of day,
+# a downturn (every borrower's default hazard x 4) so arrears reach stage 3.
+# reports/ holds the database and the HTML report; LENDCORE_DB_URL, when set, is
+# used instead and must name an empty database.
 demo: $(STAMP)
-	$(BIN)/lendcore demo
+	@mkdir -p reports
+	@if [ -z "$$LENDCORE_DB_URL" ]; then rm -f reports/demo.db reports/demo.db-wal reports/demo.db-shm reports/demo.db.key reports/demo.db.eod.lock; fi
+	LENDCORE_DB_URL="$${LENDCORE_DB_URL:-sqlite:///reports/demo.db}" $(BIN)/lendcore simulate --loans 120 --days 240 --seed 20261126 --stress 4 --html reports/portfolio.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

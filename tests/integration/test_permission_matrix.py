@@ -51,6 +51,7 @@ from lendcore.services import (
     loans,
     manual_entries,
     policies,
+    portfolio,
     products,
     provisions,
     publisher,
@@ -923,6 +924,25 @@ CASES: tuple[Case, ...] = (
         lambda ctx, role: [(ctx["loan_id"], "active")],
     ),
     # --- approvals (reads; approve and reject: see EXCLUDED)
+    # --- portfolio
+    Case(
+        portfolio.position,
+        one_loan,
+        lambda db, ctx, role: [
+            (p.currency, p.loans_active, p.outstanding_minor)
+            for p in portfolio.position(db).positions
+        ],
+        lambda ctx, role: [("USD", 1, 500_000)],
+    ),
+    Case(
+        portfolio.portfolio_report,
+        one_loan,
+        lambda db, ctx, role: [
+            (c.currency, c.disbursed_minor, c.position.outstanding_minor)
+            for c in portfolio.portfolio_report(db).currencies
+        ],
+        lambda ctx, role: [("USD", 500_000, 500_000)],
+    ),
     Case(
         approvals.get_approval,
         pending_manual_entry,

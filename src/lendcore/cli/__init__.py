@@ -29,6 +29,7 @@ from lendcore.cli.models import model_app
 from lendcore.cli.products import product_app
 from lendcore.cli.reports import report_app
 from lendcore.cli.schedule import schedule_app
+from lendcore.cli.simulate import simulate_command
 from lendcore.errors import LendcoreError
 from lendcore.services import business_date as business_date_service
 from lendcore.store import migrations
@@ -163,6 +164,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(events_app, name="events")
 app.add_typer(webhook_app, name="webhook")
 app.command("demo")(demo_command)
+app.command("simulate")(simulate_command)
 
 
 def main() -> None:

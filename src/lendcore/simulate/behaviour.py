@@ -8,14 +8,15 @@ were drawn in, and the same seed lives the same life.
 The repayment model. Each booked loan draws one `Behaviour` from the 12-month
 PD its credit decision gave it (the same PD IFRS 9 staging starts from):
 
-- default: the borrower stops paying on a day drawn from a constant hazard
-  `-ln(1 - PD)` a year (times `stress`), if that day comes before maturity. All
-  uniforms are drawn up front in a fixed order, so for the same stream a
-  higher PD never defaults later (`onset_days` is monotone in PD);
+- default: with the chance its 12-month PD (times `stress`) gives, the
+  borrower stops paying in the loan's first year, mostly in its first months;
+  each later year of a long loan holds the same chance again
+  (`default_chances`, `onset_day`). All uniforms are drawn up front in a fixed
+  order, so for the same stream a higher PD never stops paying later;
 - cure: some defaulters come back after weeks, pay all their arrears at once
   and pay on time again;
 - late: pays every instalment a fixed number of days after it falls due (a
-  few on weekly loans; on monthly loans sometimes over 30, into PAR30);
+  few on weekly loans; on monthly loans one in three over 30, into PAR30);
 - partial: pays a share of what has fallen due, catching up in full every few
   instalments;
 - early: pays on time, then settles the whole loan on a day before maturity;
@@ -43,6 +44,8 @@ from lendcore.schedules.terms import frequency
 PER_MILLE: Final = 1000
 # A PD of 1 would be a default on the day of booking: no credit decision approves that.
 PD_MAX: Final = Decimal("0.9999")
+# A default within 12 months (90 days past due) stops paying within the first nine.
+FIRST_YEAR_ONSET_DAYS: Final = 270
 
 
 def stream(seed: int, *parts: object) -> random.Random:
@@ -252,21 +255,55 @@ class Loan:
         return self.due_dates[-1] if self.due_dates else self.booked_on
 
 
-def hazard(pd: Decimal, stress: Decimal = Decimal(1)) -> float:
-    """The yearly default hazard of a 12-month PD: -ln(1 - PD), times `stress`."""
-    clamped = min(max(pd, Decimal(0)), PD_MAX)
-    return -math.log1p(-float(clamped)) * float(stress)
+def default_chances(
+    pd: Decimal, life_days: int, stress: Decimal = Decimal(1)
+) -> tuple[float, float]:
+    """(the chance the borrower stops paying in the loan's first year, the chance
+    they do at all over its life). A 12-month PD (times `stress`, at most
+    `PD_MAX`) is the chance of 90+ days past due within a year: of stopping in
+    the first `FIRST_YEAR_ONSET_DAYS` (less for a loan shorter than a year);
+    each later year holds the same yearly chance. Both are monotone in PD,
+    stress and life, and 0 for a PD of 0."""
+    yearly = min(max(pd, Decimal(0)) * max(stress, Decimal(0)), PD_MAX)
+    hazard = math.log1p(-float(yearly))  # per year, as a log survival
+    first = -math.expm1(min(max(life_days, 0), 365) / 365.0 * hazard)
+    later = -math.expm1(max(life_days - 365, 0) / 365.0 * hazard)
+    return first, first + (1.0 - first) * later
 
 
-def onset_days(pd: Decimal, uniform: float, stress: Decimal = Decimal(1)) -> int | None:
-    """Days from booking to the day the borrower stops paying, for a uniform
-    draw in (0, 1]; None when the hazard is nil. Monotone: a higher PD (or
-    stress) with the same draw never stops later."""
-    rate = hazard(pd, stress)
-    if rate <= 0.0:
+def _triangular(uniform: float, low: float, high: float, mode: float) -> float:
+    """The inverse distribution function of a triangular law: non-decreasing."""
+    u = min(max(uniform, 0.0), 1.0)
+    if high <= low:
+        return low
+    split = (mode - low) / (high - low)
+    if u <= split:
+        return low + math.sqrt(u * (high - low) * (mode - low))
+    return high - math.sqrt((1.0 - u) * (high - low) * (high - mode))
+
+
+def onset_day(
+    default_draw: float,
+    onset_draw: float,
+    pd: Decimal,
+    life_days: int,
+    stress: Decimal = Decimal(1),
+) -> int | None:
+    """The day after booking a defaulter stops paying, or None. A first-year
+    default stops early (a triangular law from day 1 to the first
+    `FIRST_YEAR_ONSET_DAYS` of the loan, peaking at two months, as real books
+    see their early defaults); a later one on any day after the first year.
+    For the same draws a higher PD or stress never stops later."""
+    if life_days < 2:
         return None
-    years = -math.log(max(uniform, 1e-300)) / rate
-    return max(1, math.ceil(min(years * 365.0, 1e9)))
+    first, total = default_chances(pd, life_days, stress)
+    if default_draw <= first:
+        window = float(min(life_days - 1, FIRST_YEAR_ONSET_DAYS))
+        mode = min(60.0, 1.0 + (window - 1.0) / 3)
+        return max(1, math.floor(_triangular(onset_draw, 1.0, window, mode)))
+    if default_draw <= total:
+        return 365 + min(life_days - 366, math.floor(onset_draw * (life_days - 365)))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +311,7 @@ class _Draws:
     """Every uniform a behaviour needs, drawn in one fixed order."""
 
     default: float
+    onset: float
     cure: float
     cure_after: float
     persona: float
@@ -288,7 +326,7 @@ class _Draws:
 
     @classmethod
     def of(cls, rng: random.Random) -> _Draws:
-        return cls(*(1.0 - rng.random() for _ in range(12)))  # in (0, 1]
+        return cls(*(1.0 - rng.random() for _ in range(13)))  # in (0, 1]
 
 
 def persona_shares(pd: Decimal) -> dict[Persona, float]:
@@ -310,11 +348,11 @@ def draw_behaviour(rng: random.Random, loan: Loan, *, stress: Decimal = Decimal(
     """The borrower's behaviour over this loan's life (see the module docstring)."""
     u = _Draws.of(rng)
     period = max(1, loan.period_days)
-    onset = onset_days(loan.pd, u.default, stress)
-    if onset is not None and loan.booked_on + timedelta(days=onset) < loan.maturity:
+    onset = onset_day(u.default, u.onset, loan.pd, (loan.maturity - loan.booked_on).days, stress)
+    if onset is not None:
         stops_on = loan.booked_on + timedelta(days=onset)
         recovery = (
-            (round(100 + 400 * u.recovery_share), 20 + int(70 * u.recovery_after))
+            (round(100 + 400 * u.recovery_share), 10 + int(80 * u.recovery_after))
             if u.recovery <= 0.4
             else (0, 0)
         )
@@ -340,10 +378,10 @@ def draw_behaviour(rng: random.Random, loan: Loan, *, stress: Decimal = Decimal(
             break
     if persona is Persona.LATE:
         # Weekly borrowers are late by days; monthly ones by one to four weeks,
-        # and one in four by more than a month.
+        # and one in three by more than a month.
         if period < 28:
             lag = 1 + int(u.lag * (period - 1))
-        elif u.long_lag <= 0.25:
+        elif u.long_lag <= 1 / 3:
             lag = 31 + int(u.lag * 20)
         else:
             lag = 3 + int(u.lag * 25)
@@ -352,7 +390,7 @@ def draw_behaviour(rng: random.Random, loan: Loan, *, stress: Decimal = Decimal(
         return Behaviour(
             persona,
             share_per_mille=400 + int(u.share * 500),
-            catch_up_every=2 + int(u.catch_up * 3),
+            catch_up_every=2 + int(u.catch_up * 4),
         )
     if persona is Persona.EARLY:
         span = (loan.maturity - loan.booked_on).days - 2 * period
