@@ -724,22 +724,22 @@ def _keep_provisions(
 
 
 def _record_drill(conn: Connection, entry_id: int, rows: pl.DataFrame) -> None:
-    """Each loan's part of a summarised entry, non-zero roles only."""
+    """Each loan's part of a summarised entry, non-zero roles only (JSON built
+    as columns, sorted keys: the text `json.dumps(..., sort_keys=True)` gives)."""
+    parts = [
+        pl.when(pl.col(role) != 0).then(
+            pl.concat_str(pl.lit(f'"{role}": '), pl.col(role).cast(pl.String))
+        )
+        for role in sorted(ROLES)
+    ]
     encoded = rows.select(
+        pl.lit(entry_id, dtype=pl.Int64).alias("entry_id"),
         "loan_id",
-        pl.struct(sorted(ROLES)).struct.json_encode().alias("deltas_json"),
+        pl.concat_str(
+            pl.lit("{"), pl.concat_list(parts).list.drop_nulls().list.join(", "), pl.lit("}")
+        ).alias("deltas_json"),
     )
-    conn.execute(
-        insert(gl_drill),
-        [
-            {"entry_id": entry_id, "loan_id": loan_id, "deltas_json": _nonzero(text)}
-            for loan_id, text in encoded.iter_rows()
-        ],
-    )
-
-
-def _nonzero(text: str) -> str:
-    return json.dumps({k: v for k, v in json.loads(text).items() if v}, sort_keys=True)
+    conn.execute(insert(gl_drill), encoded.to_dicts())
 
 
 def _save_loans(conn: Connection, state: pl.DataFrame, today: date) -> None:
