@@ -54,8 +54,12 @@ def open_lender(db: Database, product: Product | None = None, *, prefix: str = "
 def ledger_positions(db: Database, product: Product) -> dict[str, int]:
     """Each accounting role's ledger balance (normal side) for the book of this
     product; the bank account without the lender's capital."""
+    from lendcore.servicing.replay import ROLES_CREDIT, ROLES_DEBIT
+
     result = {}
     for role, code in product.accounting.model_dump().items():
+        if role not in (*ROLES_DEBIT, *ROLES_CREDIT):
+            continue  # provisioning accounts: end of day's, not the loan's position
         result[role] = ledger.account_balance(db, code).posted
     result["fund_source"] -= FUNDING_MINOR
     return result
