@@ -83,11 +83,15 @@ def business_date(db: Database) -> date:
         return current_business_date(conn)
 
 
-def live_day(book: Book, rng: random.Random, *, backdate: bool = True) -> None:
-    """One day's live servicing on a random part of the book: instalments paid
-    on time, late, partly, early; a backdated payment; a bounced one reversed."""
+def live_day(
+    book: Book, rng: random.Random, *, backdate: bool = True, per_day: int | None = None
+) -> None:
+    """One day's live servicing on a random part of the book (a 25th of it, or
+    `per_day` loans): instalments paid on time, late, partly, early; a
+    backdated payment; a bounced one reversed."""
     today = business_date(book.operator)
-    for loan_id in rng.sample(book.loan_ids, k=max(1, len(book.loan_ids) // 25)):
+    count = per_day if per_day is not None else max(1, len(book.loan_ids) // 25)
+    for loan_id in rng.sample(book.loan_ids, k=min(count, len(book.loan_ids))):
         view = loan_service.get_loan(book.servicing, loan_id)
         state = view.state
         if state.status.value != "active":
