@@ -135,7 +135,8 @@ def _record_alone(db: Database, running: _Running, outcome: str, error_code: str
 
 def _inputs(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     bound = inspect.signature(fn).bind_partial(None, *args, **kwargs)
-    values = {k: v for k, v in bound.arguments.items() if k != "db"}
+    # A callback (a progress bar) is how the caller watches, not what it asked for.
+    values = {k: v for k, v in bound.arguments.items() if k != "db" and not callable(v)}
     return canonical(redact(to_plain(values)))
 
 

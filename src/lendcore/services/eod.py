@@ -130,6 +130,9 @@ def run_lock(db: Database) -> Iterator[None]:
             handle.flush()
             yield
         finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
@@ -141,11 +144,31 @@ def _lock_path(db: Database) -> str:
 
 
 def run_under_way(db: Database) -> bool:
+    """Whether a run holds the lock, looked at without taking it (taking it,
+    even for an instant, could turn a run starting then away)."""
+    if db.is_postgres:
+        with db.engine.connect() as conn:
+            return bool(
+                conn.exec_driver_sql(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND objsubid = 2 AND classid = 7461626 "
+                    "AND objid = (hashtext(current_schema())::bigint & 4294967295)::oid "
+                    "AND granted)"
+                ).scalar()
+            )
     try:
-        with run_lock(db):
-            return False
-    except EodRunUnderWay:
+        text = Path(_lock_path(db)).read_text().strip()
+    except FileNotFoundError:
+        return False
+    if not text.isdigit():
+        return False  # no run, or one that ended
+    try:
+        os.kill(int(text), 0)  # a run killed outright leaves its pid behind
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True
 
 
 # --- reading the book -------------------------------------------------------------------------
@@ -384,6 +407,8 @@ def run_day(
             fresh = _unchanged(conn, book)
             _post(conn, book, closed, fresh, today, close)
             lap("post")
+            move_business_date(conn, today + timedelta(days=1))
+            lap("advance")
             conn.execute(
                 insert(eod_runs).values(
                     business_date=today,
@@ -394,10 +419,8 @@ def run_day(
                     summary_json=json.dumps(close.doc(), sort_keys=True),
                 )
             )
-            move_business_date(conn, today + timedelta(days=1))
             emit(conn, "eod.closed", "eod", today.isoformat(), close.doc())
             note_result(business_date=today, entries=close.entries)
-            lap("advance")
         return close
 
 
