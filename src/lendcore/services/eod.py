@@ -22,6 +22,7 @@ short exclusive transaction, as every write there is.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -69,6 +70,8 @@ from lendcore.store.schema import (
 )
 
 RUN = "eod.run"
+READ_SLICE = 50_000
+CLOSE_SLICE = 100_000
 STEPS = ("read", "servicing", "provisioning", "post", "advance")
 
 
@@ -229,7 +232,14 @@ def read_book(conn: Connection) -> Book:
         .where(loans.c.status == "active")
         .order_by(loans.c.id)
     )
-    rows = pl.DataFrame(list(result), schema=_BOOK_SCHEMA, orient="row")
+    # In slices, so the book is never held twice (as Python rows and as columns).
+    rows = pl.concat(
+        [
+            pl.DataFrame(part, schema=_BOOK_SCHEMA, orient="row")
+            for part in result.partitions(READ_SLICE)
+        ]
+        or [pl.DataFrame(schema=_BOOK_SCHEMA)]
+    )
     keys = rows.select("product_code", "product_version").unique().rows()
     known = {
         (r.code, r.version) for r in conn.execute(select(products.c.code, products.c.version)).all()
@@ -301,7 +311,18 @@ def compute_day(
 
         schema = close_loans(rows.head(0), settings).to_arrow().schema
         return run_partitioned(rows, functools.partial(close_loans, settings=settings), schema)
-    return close_loans(rows, settings, seconds)
+    # Loan by loan independent, so closed in slices: memory follows the slice,
+    # not the book.
+    parts: list[pl.DataFrame] = []
+    for chunk in rows.iter_slices(CLOSE_SLICE):
+        timing: dict[str, float] = {}
+        parts.append(close_loans(chunk, settings, timing))
+        if seconds is not None:
+            for step, spent in timing.items():
+                seconds[step] = seconds.get(step, 0.0) + spent
+    if not parts:
+        return close_loans(rows, settings, seconds)
+    return pl.concat(parts, how="vertical_relaxed")
 
 
 def ifrs9_settings() -> Ifrs9Config:
@@ -392,6 +413,8 @@ def run_day(
         lap("read")
         parts: dict[str, float] = {}
         closed = compute_day(book, today, engine, parts)
+        # The snapshots have served: free them before the write.
+        book = dataclasses.replace(book, rows=book.rows.drop("snapshot_json", "positions_json"))
         lap("servicing")
         if parts:  # the local engine times its two steps; Spark's run as one
             seconds["servicing"] -= parts["provisioning"]
