@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/servicing.py
+	$(BIN)/python benchmarks/eod.py --sizes 10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
