@@ -49,10 +49,10 @@ CHECKPOINTS = (30, 60, 90)
 # (a): the 2,000 loans x 90 days takes ~120 s on SQLite on 2 busy cores
 # (opening the book 16 s, live servicing through the commands most of the rest,
 # replays ~7 s per checkpoint); PostgreSQL's commands cost more, so a smaller book.
-LOANS = {"sqlite": 2_000, "postgresql": 400}
+LOANS = {"sqlite": 2_000, "postgresql": 250}
 # Loans that see a live operation each day (a branch's day, not every loan's).
-LIVE_PER_DAY = {"sqlite": 30, "postgresql": 12}
-LOANS_BOTH_WAYS = {"sqlite": 150, "postgresql": 60}
+LIVE_PER_DAY = {"sqlite": 20, "postgresql": 10}
+LOANS_BOTH_WAYS = {"sqlite": 100, "postgresql": 40}
 # Enough for thousands of loans in every currency of the example products.
 FUNDING_MINOR = 10**14
 
