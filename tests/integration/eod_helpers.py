@@ -46,10 +46,17 @@ class Book:
         return self.staff.servicing
 
 
-def open_book(db: Database, size: int, seed: int, names: tuple[str, ...] = PRODUCT_NAMES) -> Book:
+def open_book(
+    db: Database,
+    size: int,
+    seed: int,
+    names: tuple[str, ...] = PRODUCT_NAMES,
+    *,
+    funding_minor: int = FUNDING_MINOR,
+) -> Book:
     rng = random.Random(seed)
     products = {n: example(n) for n in names}
-    funding = {p.currency: FUNDING_MINOR for p in products.values()}
+    funding = {p.currency: funding_minor for p in products.values()}
     staff = lender.set_up_lender(db, list(products.values()), funding)
     today = business_date(db)
     ids = []

@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,21 +27,20 @@ from sqlalchemy import select
 
 from lendcore.eod.kernel import ROLES
 from lendcore.products.model import Product
-from lendcore.services import eod, ledger, lender
+from lendcore.services import eod, ledger
 from lendcore.services import loans as loan_service
 from lendcore.services.business_date import advance_business_date
 from lendcore.store.database import Database, open_database
 from lendcore.store.schema import loan_provisions, loans
 from tests.conftest import create_pg_schema, drop_pg_schema, fresh_sqlite_url
 from tests.integration.eod_helpers import (
-    PRODUCT_NAMES,
     Book,
     business_date,
     live_day,
+    open_book,
     replayed,
     stored,
 )
-from tests.integration.loan_helpers import example
 
 DAYS = 90
 CHECKPOINTS = (30, 60, 90)
@@ -59,36 +57,7 @@ FUNDING_MINOR = 10**14
 
 def open_funded_book(db: Database, size: int, seed: int) -> Book:
     """`eod_helpers.open_book` with capital for a book of thousands of loans."""
-    rng = random.Random(seed)
-    products = {n: example(n) for n in PRODUCT_NAMES}
-    staff = lender.set_up_lender(
-        db, list(products.values()), {p.currency: FUNDING_MINOR for p in products.values()}
-    )
-    today = business_date(db)
-    ids = []
-    with db.transaction() as conn:
-        for i in range(size):
-            product = products[PRODUCT_NAMES[i % len(PRODUCT_NAMES)]]
-            low, high = product.minor(product.principal.min), product.minor(product.principal.max)
-            amount = rng.randint(low, min(high, low * 20)) // 100 * 100
-            term = rng.randint(product.term.min, min(product.term.max, product.term.min + 12))
-            rate = product.interest.rate
-            view = loan_service.book_loan_on(
-                conn,
-                "officer",
-                product,
-                1,
-                amount,
-                annual_rate=Decimal(rate.default) if rate.default else Decimal(rate.min),
-                term=term,
-                start=today,
-                pd_origination=str(round(rng.uniform(0.005, 0.12), 4)),
-                risk_band=rng.choice("ABC"),
-            )
-            ids.append(view.id)
-    for loan_id in ids:
-        loan_service.disburse(staff.servicing, loan_id)
-    return Book(db, staff, products, ids)
+    return open_book(db, size, seed, funding_minor=FUNDING_MINOR)
 
 
 def _products_of_loans(db: Database) -> dict[int, str]:
