@@ -50,8 +50,13 @@ def _report_path(path: Path) -> Path:
 
 def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     table = Table(title=title, show_header=any(header))
+    # The row labels (a cohort's month, a product) are never cut short.
+    label_width = max((len(row[0]) for row in rows if row), default=0)
     for n, column in enumerate(header):
-        table.add_column(column, justify="left" if n == 0 else "right")
+        if n == 0:
+            table.add_column(column, justify="left", min_width=label_width, no_wrap=True)
+        else:
+            table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
