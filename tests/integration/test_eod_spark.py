@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from lendcore.eod.kernel import ProductTable
 from lendcore.services import eod
+from lendcore.services.eod import BOOK_SCHEMA
 from lendcore.servicing.replay import LoanStatus, resume
 from lendcore.store.database import open_database
 from tests.integration.db_compare import assert_same_state, read_state, verify_report
@@ -118,22 +119,6 @@ def _book_frame(size: int, seed: int) -> pl.DataFrame:
 
 
 PRODUCTS_BY_CODE = {p.code: p for p in PRODUCTS.values()}
-BOOK_SCHEMA = {
-    "loan_id": pl.Int64,
-    "product_code": pl.String,
-    "product_version": pl.Int32,
-    "currency": pl.String,
-    "last_seq": pl.Int64,
-    "dpd_before": pl.Int32,
-    "positions_json": pl.String,
-    "snapshot_json": pl.String,
-    "pd_origination": pl.String,
-    "risk_band": pl.String,
-    "forborne": pl.Boolean,
-    "prev_stage": pl.Int8,
-    "qualifying_stage": pl.Int8,
-    "qualifying_since": pl.Date,
-}
 
 
 def test_spark_and_local_close_a_10000_loan_book_identically(spark: None) -> None:

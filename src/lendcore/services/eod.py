@@ -207,7 +207,7 @@ _BOOK_COLUMNS = (
     loan_provisions.c.qualifying_stage,
     loan_provisions.c.qualifying_since,
 )
-_BOOK_SCHEMA: dict[str, Any] = {
+BOOK_SCHEMA: dict[str, Any] = {
     "loan_id": pl.Int64,
     "product_code": pl.String,
     "product_version": pl.Int32,
@@ -235,10 +235,10 @@ def read_book(conn: Connection) -> Book:
     # In slices, so the book is never held twice (as Python rows and as columns).
     rows = pl.concat(
         [
-            pl.DataFrame(part, schema=_BOOK_SCHEMA, orient="row")
+            pl.DataFrame(part, schema=BOOK_SCHEMA, orient="row")
             for part in result.partitions(READ_SLICE)
         ]
-        or [pl.DataFrame(schema=_BOOK_SCHEMA)]
+        or [pl.DataFrame(schema=BOOK_SCHEMA)]
     )
     keys = rows.select("product_code", "product_version").unique().rows()
     known = {
