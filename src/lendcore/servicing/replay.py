@@ -549,11 +549,12 @@ class _Replay:
 
     # --- snapshots --------------------------------------------------------------------
 
-    def to_doc(self, applied: Sequence[LoanEvent]) -> dict[str, Any]:
-        """Everything the replay knows, as JSON-safe data (exact: fractions as text)."""
+    def to_doc(self, applied_count: int, applied_digest: str) -> dict[str, Any]:
+        """Everything the replay knows, as JSON-safe data (exact: fractions as text),
+        after `applied_count` events whose chain digest is `applied_digest`."""
         return {
-            "applied_count": len(applied),
-            "applied_digest": _applied_digest(applied),
+            "applied_count": applied_count,
+            "applied_digest": applied_digest,
             "terms": terms_to_doc(self.terms),
             "base_terms": terms_to_doc(self.base_terms),
             "dues": [_due_doc(d) for d in self.dues],
@@ -727,29 +728,98 @@ def resume(
     after `as_of`, or when `keep` is False: a read has no use for it).
     """
     ordered = effective_events(list(events))
-    run: _Replay | None = None
-    done = 0
     if snapshot is not None:
         count = int(snapshot["applied_count"])
-        if count <= len(ordered) and snapshot["applied_digest"] == _applied_digest(ordered[:count]):
-            run = _Replay.from_doc(contract, snapshot)
-            done = count
-    if run is None:
-        run = _Replay(contract)
+        if count <= len(ordered):
+            digest = _applied_digest(ordered[:count])
+            if snapshot["applied_digest"] == digest:
+                run = _Replay.from_doc(contract, snapshot)
+                return _run(run, ordered[count:], count, digest, as_of, keep=keep)
+    return _run(_Replay(contract), ordered, 0, _DIGEST_NONE, as_of, keep=keep)
+
+
+def appends_to(snapshot: dict[str, Any] | None, event: LoanEvent) -> bool:
+    """Whether `event` sorts after every event `snapshot` applied, so that
+    `resume_after` may apply it to the snapshot without the loan's other events.
+
+    A snapshot's clock is the value date of the last event it applied (penalty
+    interest is accrued to each event's date, and due moments before an event
+    are processed before it), and a new event has a higher `seq` than any
+    before it, so an event dated on or after the clock sorts last. A reversal
+    removes an applied event: it never appends."""
+    if event.kind is EventKind.REPAYMENT_REVERSAL:
+        return False
+    if snapshot is None:
+        return True
+    clock = snapshot["clock"]
+    return clock is None or event.value_date >= date.fromisoformat(clock)
+
+
+def resume_after(
+    contract: LoanContract,
+    snapshot: dict[str, Any] | None,
+    events: Sequence[LoanEvent],
+    as_of: date,
+    *,
+    keep: bool = True,
+) -> tuple[LoanState, dict[str, Any] | None]:
+    """`resume` for a caller that holds the snapshot of all of a loan's events so
+    far and only the `events` that came after it (none, for a read): no event
+    before the snapshot is read, so the cost follows the new events alone.
+
+    `snapshot` None means no event was applied yet. Each event must append
+    (`appends_to`, checked here); the caller vouches that the snapshot is the
+    replay of every earlier event (the loan row keeps it with the last event's
+    seq, written in the event's transaction)."""
+    ordered = sorted(events, key=lambda e: (e.value_date, e.seq))
+    for event in ordered:
+        if not appends_to(snapshot, event):
+            raise ValueError(f"event {event.seq} sorts before the snapshot: replay it all")
+    if snapshot is None:
+        return _run(_Replay(contract), ordered, 0, _DIGEST_NONE, as_of, keep=keep)
+    run = _Replay.from_doc(contract, snapshot)
+    count = int(snapshot["applied_count"])
+    return _run(run, ordered, count, str(snapshot["applied_digest"]), as_of, keep=keep)
+
+
+def _run(
+    run: _Replay,
+    pending: Sequence[LoanEvent],
+    done: int,
+    digest: str,
+    as_of: date,
+    *,
+    keep: bool,
+) -> tuple[LoanState, dict[str, Any] | None]:
+    """Apply `pending` (in replay order) after `done` events whose digest is
+    `digest`; the state at the end of `as_of` and the snapshot after them."""
     dated_later = False
-    for event in ordered[done:]:
+    for event in pending:
         if event.value_date > as_of:
             dated_later = True
             break
         run.apply(event)
+        digest = _digest_step(digest, event)
         done += 1
-    after = None if dated_later or not keep else run.to_doc(ordered[:done])
+    after = None if dated_later or not keep else run.to_doc(done, digest)
     return run.finish(as_of), after
 
 
-def _applied_digest(events: Sequence[LoanEvent]) -> str:
-    text = ",".join(f"{e.seq}:{e.value_date.isoformat()}" for e in events)
+# The digest of no events; each applied event chains onto the digest before it,
+# so a snapshot's digest extends by the new events alone.
+_DIGEST_NONE = hashlib.sha256(b"").hexdigest()
+
+
+def _digest_step(digest: str, event: LoanEvent) -> str:
+    text = f"{digest},{event.seq}:{event.value_date.isoformat()}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _applied_digest(events: Sequence[LoanEvent]) -> str:
+    digest = _DIGEST_NONE
+    for event in events:
+        digest = _digest_step(digest, event)
+    return digest
 
 
 def position_deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
