@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from threading import Lock
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -38,17 +40,22 @@ from lendcore.servicing.contract import terms_from_doc, terms_to_doc
 from lendcore.servicing.events import EventKind, LoanEvent
 from lendcore.servicing.replay import (
     ROLES_CREDIT,
+    Allocation,
     LoanContract,
     LoanState,
     LoanStatus,
+    appends_to,
     position_deltas,
-    replay,
     resume,
+    resume_after,
 )
-from lendcore.store.database import Database
+from lendcore.store.database import Database, run_now
 from lendcore.store.schema import accounts, loan_events, loans
 
 PAGE_SIZE_MAX = 500
+# A loan's read shows its latest events; older ones come page by page (a cursor).
+HISTORY_PAGE_DEFAULT = 20
+HISTORY_PAGE_MAX = 500
 WRITE_OFF = "loan.write_off"
 RESCHEDULE = "loan.reschedule"
 WAIVE = "loan.waive"
@@ -110,9 +117,15 @@ class LoanView:
     approved_minor: int
     terms: ScheduleTerms
     state: LoanState
+    # A page of the loan's events, oldest first: the latest ones, or those
+    # before the cursor the read was given.
     history: tuple[LoanRecord, ...]
     # What the ledger holds for the loan (equal to state.positions after a command).
     posted: Mapping[str, int]
+    # The seq to read the page of events before this one with; None at the first event.
+    history_next: int | None = None
+    # How each repayment in `history` was applied (state.allocations has them all).
+    allocations: tuple[Allocation, ...] = ()
 
 
 # --- products and amounts ------------------------------------------------------------
@@ -247,29 +260,100 @@ _ROLES = (
 # --- the common path of every loan command --------------------------------------------
 
 
+class _LoanRow(NamedTuple):
+    """The columns of a loan's row that its commands and its read use."""
+
+    id: int
+    product_code: str
+    product_version: int
+    currency: str
+    borrower: str | None
+    approved_minor: int
+    terms_json: str
+    status: str
+    positions_json: str
+    snapshot_json: str | None
+    last_seq: int
+
+
 @dataclass(slots=True)
 class _Loaded:
-    row: Any
+    row: _LoanRow
     product: Product
     contract: LoanContract
-    events: list[LoanEvent]
-    records: Sequence[Any]
+    # All the loan's events, read only when a command needs them (`_events`):
+    # a backdated event, a reversal. Reads and most commands start from the
+    # snapshot on the loan's row and never read them (DESIGN principle 7).
+    events: list[LoanEvent] | None = None
+
+
+# Prebuilt driver SQL (`?` marks; `_sql` adapts them): building a SQLAlchemy Core
+# statement costs more than SQLite spends running one of these.
+_LOAN_ROW_SQL = f"SELECT {', '.join(_LoanRow._fields)} FROM loans WHERE id = ?"
+_PRODUCT_DIGEST_SQL = "SELECT digest FROM products WHERE code = ? AND version = ?"
+_EVENTS_SQL = (
+    "SELECT seq, kind, value_date, amount_minor, payload_json FROM loan_events"
+    " WHERE loan_id = ? ORDER BY seq"
+)
+_DISBURSED_SQL = (
+    "SELECT min(value_date), coalesce(sum(amount_minor), 0) FROM loan_events"
+    " WHERE loan_id = ? AND kind = 'disbursement'"
+)
+# Products parsed, by the digest of their stored definition (immutable).
+PRODUCTS_CACHED_MAX = 256
+_products: OrderedDict[str, Product] = OrderedDict()
+_products_lock = Lock()
+
+
+def _sql(conn: Connection, text: str) -> str:
+    return text if conn.dialect.name == "sqlite" else text.replace("?", "%s")
+
+
+def _to_date(value: date | str) -> date:
+    # SQLite hands dates over as ISO text, PostgreSQL as dates.
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def _load(conn: Connection, loan_id: int, *, lock: bool) -> _Loaded:
-    query_ = select(loans).where(loans.c.id == loan_id)
-    if lock:
-        query_ = query_.with_for_update()
-    row = conn.execute(query_).first()
-    if row is None:
+    """The loan's row, product and contract; its events only when asked (`_events`)."""
+    sql = _LOAN_ROW_SQL + (" FOR UPDATE" if lock and conn.dialect.name == "postgresql" else "")
+    rows = run_now(conn, _sql(conn, sql), (loan_id,))
+    if not rows:
         raise LoanNotFound(f"no loan {loan_id}", loan_id=loan_id)
-    product, _ = _product(conn, row.product_code, row.product_version)
-    terms = _terms(row.terms_json)
-    contract = LoanContract(row.id, product, terms, row.approved_minor)
-    records = conn.execute(
-        select(loan_events).where(loan_events.c.loan_id == loan_id).order_by(loan_events.c.seq)
-    ).all()
-    return _Loaded(row, product, contract, [_event(r) for r in records], records)
+    row = _LoanRow(*rows[0])
+    product = _product_cached(conn, row.product_code, row.product_version)
+    contract = LoanContract(row.id, product, _terms(row.terms_json), row.approved_minor)
+    return _Loaded(row, product, contract)
+
+
+def _product_cached(conn: Connection, code: str, version: int) -> Product:
+    """The loan's product version: one small query for its digest; parsed once."""
+    found = run_now(conn, _sql(conn, _PRODUCT_DIGEST_SQL), (code, version))
+    digest = found[0][0] if found else None
+    with _products_lock:
+        cached = _products.get(digest) if digest is not None else None
+    if cached is not None:
+        return cached
+    stored = product_on(conn, code, version)  # raises ProductNotFound
+    with _products_lock:
+        _products[stored.digest] = stored.product
+        while len(_products) > PRODUCTS_CACHED_MAX:
+            _products.popitem(last=False)
+    return stored.product
+
+
+def _events(conn: Connection, loaded: _Loaded) -> list[LoanEvent]:
+    """All the loan's events, in entry order (read once per command)."""
+    if loaded.events is None:
+        rows = run_now(conn, _sql(conn, _EVENTS_SQL), (loaded.row.id,))
+        loaded.events = [_event(*r) for r in rows]
+    return loaded.events
+
+
+def _disbursed(conn: Connection, loaded: _Loaded) -> tuple[date | None, int]:
+    """The first disbursement's value date and the amount disbursed so far."""
+    ((first, amount),) = run_now(conn, _sql(conn, _DISBURSED_SQL), (loaded.row.id,))
+    return (None if first is None else _to_date(first)), int(amount)
 
 
 @lru_cache(maxsize=1024)
@@ -278,13 +362,15 @@ def _terms(terms_json: str) -> ScheduleTerms:
     return terms_from_doc(json.loads(terms_json))
 
 
-def _event(r: Any) -> LoanEvent:
-    payload = json.loads(r.payload_json)
+def _event(
+    seq: int, kind: str, value_date: date | str, amount: int, payload_json: str
+) -> LoanEvent:
+    payload = json.loads(payload_json)
     return LoanEvent(
-        seq=r.seq,
-        kind=EventKind(r.kind),
-        value_date=r.value_date,
-        amount_minor=r.amount_minor,
+        seq=seq,
+        kind=EventKind(kind),
+        value_date=_to_date(value_date),
+        amount_minor=amount,
         reverses_seq=payload.get("reverses_seq"),
         component=Component(payload["component"]) if payload.get("component") else None,
         annual_rate=Decimal(payload["annual_rate"]) if payload.get("annual_rate") else None,
@@ -305,9 +391,15 @@ def _record(
 ) -> LoanView:
     """Append `event`, replay, book the difference, update the loan's summary."""
     today = current_business_date(conn)
-    state, snapshot = resume(loaded.contract, [*loaded.events, event], today, _snapshot(loaded.row))
+    snapshot = _snapshot(loaded.row)
+    if _snapshot_holds(loaded, snapshot) and appends_to(snapshot, event):
+        # The usual case: the event sorts last, so only it is applied to the snapshot.
+        state, snapshot = resume_after(loaded.contract, snapshot, [event], today)
+    else:
+        events = [*_events(conn, loaded), event]
+        state, snapshot = resume(loaded.contract, events, today, snapshot)
     if event.kind is EventKind.WAIVER:
-        before = replay(loaded.contract, loaded.events, today)
+        before = _replayed(conn, loaded)
         if len(state.notes) > len(before.notes):
             raise WaiverExceedsDue(state.notes[-1], loan_id=loaded.row.id)
     posted = json.loads(loaded.row.positions_json)
@@ -348,8 +440,15 @@ def _record(
     return _view(conn, loaded.row.id, state)
 
 
-def _snapshot(row: Any) -> dict[str, Any] | None:
+def _snapshot(row: _LoanRow) -> dict[str, Any] | None:
     return None if row.snapshot_json is None else dict(json.loads(row.snapshot_json))
+
+
+def _snapshot_holds(loaded: _Loaded, snapshot: dict[str, Any] | None) -> bool:
+    """Whether the row's snapshot is the replay of all the loan's events: every
+    command writes it with the last event's seq, in the event's transaction, so
+    it is, unless it is missing while events exist (then the events are read)."""
+    return snapshot is not None or loaded.row.last_seq == 0
 
 
 def _save_summary(
@@ -403,8 +502,12 @@ def _next_seq(loaded: _Loaded) -> int:
 
 
 def _replayed(conn: Connection, loaded: _Loaded) -> LoanState:
+    """The loan's state at the end of the business date, from its snapshot."""
     today = current_business_date(conn)
-    return resume(loaded.contract, loaded.events, today, _snapshot(loaded.row), keep=False)[0]
+    snapshot = _snapshot(loaded.row)
+    if _snapshot_holds(loaded, snapshot):
+        return resume_after(loaded.contract, snapshot, [], today, keep=False)[0]
+    return resume(loaded.contract, _events(conn, loaded), today, snapshot, keep=False)[0]
 
 
 def _value_date(conn: Connection, loaded: _Loaded, value_date: date | None) -> date:
@@ -414,7 +517,7 @@ def _value_date(conn: Connection, loaded: _Loaded, value_date: date | None) -> d
         raise ValueDateInvalid(
             f"value date {value} is after the business date {today}", value_date=value.isoformat()
         )
-    first = next((e.value_date for e in loaded.events if e.kind is EventKind.DISBURSEMENT), None)
+    first, _ = _disbursed(conn, loaded)
     if first is not None and value < first:
         raise ValueDateInvalid(
             f"value date {value} is before the loan was disbursed on {first}",
@@ -463,7 +566,7 @@ def disburse(
         loaded = _load(conn, loan_id, lock=True)
         if loaded.row.status in (LoanStatus.CLOSED.value, LoanStatus.WRITTEN_OFF.value):
             raise LoanNotActive(f"loan {loan_id} is {loaded.row.status}", loan_id=loan_id)
-        disbursed = sum(e.amount_minor for e in loaded.events if e.kind is EventKind.DISBURSEMENT)
+        _, disbursed = _disbursed(conn, loaded)
         left = loaded.row.approved_minor - disbursed
         minor = left if amount is None else amount_minor(amount, loaded.row.currency)
         payload = {
@@ -549,12 +652,13 @@ def reverse_repayment(db: Database, loan_id: int, seq: int, reason: str) -> Loan
         raise InvalidInput("a reversal needs a reason")
     with db.transaction() as conn:
         loaded = _load(conn, loan_id, lock=True)
-        target = next((e for e in loaded.events if e.seq == seq), None)
+        events = _events(conn, loaded)
+        target = next((e for e in events if e.seq == seq), None)
         if target is None or target.kind is not EventKind.REPAYMENT:
             raise RepaymentNotFound(
                 f"loan {loan_id} has no repayment {seq}", loan_id=loan_id, seq=seq
             )
-        if any(e.reverses_seq == seq for e in loaded.events):
+        if any(e.reverses_seq == seq for e in events):
             raise Conflict(f"repayment {seq} of loan {loan_id} is reversed already")
         today = current_business_date(conn)
         event = LoanEvent(
@@ -697,25 +801,21 @@ def _execute_approved(
 # --- reads ---------------------------------------------------------------------------
 
 
-def _view(conn: Connection, loan_id: int, state: LoanState | None = None) -> LoanView:
-    """The loan read whole; `state` when the caller replayed it already."""
+def _view(
+    conn: Connection,
+    loan_id: int,
+    state: LoanState | None = None,
+    *,
+    history_before: int | None = None,
+    history_limit: int = HISTORY_PAGE_DEFAULT,
+) -> LoanView:
+    """The loan read whole with a page of its history; `state` when the caller
+    replayed it already."""
     loaded = _load(conn, loan_id, lock=False)
     if state is None:
         state = _replayed(conn, loaded)
-    history = tuple(
-        LoanRecord(
-            seq=r.seq,
-            kind=r.kind,
-            value_date=r.value_date,
-            business_date=r.business_date,
-            amount_minor=r.amount_minor,
-            payload=json.loads(r.payload_json),
-            entry_id=r.entry_id,
-            actor=r.actor,
-            created_at=r.created_at,
-        )
-        for r in loaded.records
-    )
+    history, history_next = _history_page(conn, loan_id, history_before, history_limit)
+    paged = {h.seq for h in history}
     row = loaded.row
     return LoanView(
         id=row.id,
@@ -729,14 +829,70 @@ def _view(conn: Connection, loan_id: int, state: LoanState | None = None) -> Loa
         state=state,
         history=history,
         posted=json.loads(row.positions_json),
+        history_next=history_next,
+        allocations=tuple(a for a in state.allocations if a.seq in paged),
     )
 
 
+_HISTORY_COLUMNS = (
+    "seq, kind, value_date, business_date, amount_minor, payload_json, entry_id, actor, created_at"
+)
+_HISTORY_SQL = (
+    f"SELECT {_HISTORY_COLUMNS} FROM loan_events WHERE loan_id = ? ORDER BY seq DESC LIMIT ?"
+)
+_HISTORY_BEFORE_SQL = (
+    f"SELECT {_HISTORY_COLUMNS} FROM loan_events WHERE loan_id = ? AND seq < ?"
+    " ORDER BY seq DESC LIMIT ?"
+)
+
+
+def _history_page(
+    conn: Connection, loan_id: int, before: int | None, limit: int
+) -> tuple[tuple[LoanRecord, ...], int | None]:
+    """The last `limit` events before seq `before` (the latest when None), oldest
+    first, and the cursor of the page before them (None when none is left)."""
+    if not 1 <= limit <= HISTORY_PAGE_MAX:
+        raise InvalidInput(
+            f"a history page holds 1 to {HISTORY_PAGE_MAX} events", history_limit=limit
+        )
+    if before is None:
+        rows = run_now(conn, _sql(conn, _HISTORY_SQL), (loan_id, limit + 1))
+    elif before < 1:
+        raise InvalidInput("the history cursor is an event's seq (1 or more)", before=before)
+    else:
+        rows = run_now(conn, _sql(conn, _HISTORY_BEFORE_SQL), (loan_id, before, limit + 1))
+    page = [
+        LoanRecord(
+            seq=seq,
+            kind=kind,
+            value_date=_to_date(value_date),
+            business_date=_to_date(business_date),
+            amount_minor=amount,
+            payload=json.loads(payload_json),
+            entry_id=entry_id,
+            actor=actor,
+            created_at=created_at,
+        )
+        for seq, kind, value_date, business_date, amount, payload_json, entry_id, actor, created_at in reversed(
+            rows[:limit]
+        )
+    ]
+    return tuple(page), (page[0].seq if len(rows) > limit else None)
+
+
 @query("loan.read")
-def get_loan(db: Database, loan_id: int) -> LoanView:
-    """The loan whole: state, balances, schedule with paid and unpaid, arrears, history."""
+def get_loan(
+    db: Database,
+    loan_id: int,
+    *,
+    history_before: int | None = None,
+    history_limit: int = HISTORY_PAGE_DEFAULT,
+) -> LoanView:
+    """The loan whole: state, balances, schedule with paid and unpaid, arrears, and
+    a page of its history: the latest `history_limit` events, or those before the
+    seq `history_before` (a view's `history_next`)."""
     with db.reading() as conn:
-        return _view(conn, loan_id)
+        return _view(conn, loan_id, history_before=history_before, history_limit=history_limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -794,7 +950,7 @@ def count_loans(conn: Connection) -> int:
 
 
 def events_of(conn: Connection, loan_id: int) -> Sequence[LoanEvent]:
-    return _load(conn, loan_id, lock=False).events
+    return _events(conn, _load(conn, loan_id, lock=False))
 
 
 # --- recognising accrual for the whole book ----------------------------------------------
