@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, Context, Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from lendcore.dates import year_fraction
 
@@ -152,32 +153,45 @@ def annuity_instalment(
     """The standard annuity payment O·r / (1 - (1 + r)^-n), rounded to `multiple`.
 
     Computed in 60-digit decimal arithmetic, fast for 360 periods (exact
-    fractions are not). Only the final rounding must come out as the exact
-    value's would: when the decimal result lies within a hair of a rounding
-    boundary (a half for the half modes, a whole multiple for the directed
-    ones) the exact rational value decides. P·(1 + r) for one period is
-    often exactly a half: 10,000.00 at 5.25 %/24 is 1,002,187.5 cents.
+    fractions are not): the factor r / (1 - (1 + r)^-n) once per rate and
+    number of periods (`_annuity_factor`), then one product. Only the final
+    rounding must come out as the exact value's would: when the decimal result
+    lies within a hair of a rounding boundary (a half for the half modes, a
+    whole multiple for the directed ones) the exact rational value decides.
+    P·(1 + r) for one period is often exactly a half: 10,000.00 at 5.25 %/24
+    is 1,002,187.5 cents.
     """
     if periods <= 0:
         raise InvalidTerms("an annuity needs at least one amortizing period")
     if periodic_rate == 0:
         return _round_to_multiple(Fraction(outstanding_minor, periods), multiple, mode)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        r = Decimal(periodic_rate.numerator) / Decimal(periodic_rate.denominator)
-        payment = Decimal(outstanding_minor) * r / (1 - (1 + r) ** -periods)
-        units = payment / multiple
-        # How far the value is from the whole multiple below it, in multiples.
-        part = units - units.to_integral_value(rounding=ROUND_FLOOR)
-        if min(part, abs(part - _HALF), 1 - part) < _NEAR_BOUNDARY:
-            exact = outstanding_minor * periodic_rate / (1 - (1 + periodic_rate) ** -periods)
-            return _round_to_multiple(exact, multiple, mode)
-        return _round_to_multiple(Fraction(payment), multiple, mode)
+    digits = _DIGITS_60
+    payment = digits.multiply(Decimal(outstanding_minor), _annuity_factor(periodic_rate, periods))
+    units = digits.divide(payment, multiple)
+    # How far the value is from the whole multiple below it, in multiples.
+    part = digits.subtract(units, units.to_integral_value(rounding=ROUND_FLOOR))
+    if min(part, digits.subtract(part, _HALF).copy_abs(), 1 - part) < _NEAR_BOUNDARY:
+        exact = outstanding_minor * periodic_rate / (1 - (1 + periodic_rate) ** -periods)
+        return _round_to_multiple(exact, multiple, mode)
+    # Away from every boundary, rounding the 60-digit value gives what
+    # rounding the exact one would.
+    return int(units.to_integral_value(rounding=mode.decimal_rounding)) * multiple
 
 
+@lru_cache(maxsize=1024)
+def _annuity_factor(periodic_rate: Fraction, periods: int) -> Decimal:
+    """r / (1 - (1 + r)^-n) to 60 digits: its relative error (a few units of the
+    60th digit, after the cancellation in 1 - (1 + r)^-n for the smallest
+    rates) leaves a payment's error under 10^-30 of a minor unit."""
+    digits = _DIGITS_60
+    r = digits.divide(Decimal(periodic_rate.numerator), Decimal(periodic_rate.denominator))
+    return digits.divide(r, digits.subtract(1, digits.power(digits.add(1, r), -periods)))
+
+
+_DIGITS_60 = Context(prec=60)
 _HALF = Decimal("0.5")
 # The 60-digit result's error is far below this for any amount a loan can have
-# (under 10^-40 of a minor unit); closer to a boundary than this, compute exactly.
+# (under 10^-30 of a minor unit); closer to a boundary than this, compute exactly.
 _NEAR_BOUNDARY = Decimal("1e-20")
 
 
