@@ -49,7 +49,7 @@ from lendcore.servicing.replay import (
     resume,
     resume_after,
 )
-from lendcore.store.database import Database, run_now
+from lendcore.store.database import Database, run_now, send_later
 from lendcore.store.schema import accounts, loan_events, loans
 
 PAGE_SIZE_MAX = 500
@@ -404,20 +404,22 @@ def _record(
             raise WaiverExceedsDue(state.notes[-1], loan_id=loaded.row.id)
     posted = json.loads(loaded.row.positions_json)
     entry_id = _book_difference(conn, loaded, event, posted, state.positions, description)
-    conn.execute(
-        insert(loan_events).values(
-            loan_id=loaded.row.id,
-            seq=event.seq,
-            kind=event.kind.value,
-            value_date=event.value_date,
-            business_date=today,
-            amount_minor=event.amount_minor,
-            payload_json=json.dumps(dict(payload), sort_keys=True),
-            idempotency_key=idempotency_key,
-            entry_id=entry_id,
-            actor=actor,
-            created_at=utc_timestamp(),
-        )
+    send_later(
+        conn,
+        _sql(conn, _INSERT_EVENT_SQL),
+        (
+            loaded.row.id,
+            event.seq,
+            event.kind.value,
+            _date_param(conn, event.value_date),
+            _date_param(conn, today),
+            event.amount_minor,
+            json.dumps(dict(payload), sort_keys=True),
+            idempotency_key,
+            entry_id,
+            actor,
+            utc_timestamp(),
+        ),
     )
     _save_summary(conn, loaded.row.id, state, event.seq, snapshot)
     if event.kind is EventKind.RESCHEDULE:
@@ -458,18 +460,39 @@ def _save_summary(
     last_seq: int | None,
     snapshot: dict[str, Any] | None = None,
 ) -> None:
-    values: dict[str, Any] = {
-        "status": state.status.value,
-        "principal_outstanding_minor": state.principal_outstanding,
-        "overdue_minor": state.overdue,
-        "days_past_due": state.days_past_due,
-        "state_as_of": state.as_of,
-        "positions_json": json.dumps(state.positions, sort_keys=True),
-    }
-    if last_seq is not None:
-        values["last_seq"] = last_seq
-        values["snapshot_json"] = None if snapshot is None else json.dumps(snapshot)
-    conn.execute(update(loans).where(loans.c.id == loan_id).values(**values))
+    values: tuple[Any, ...] = (
+        state.status.value,
+        state.principal_outstanding,
+        state.overdue,
+        state.days_past_due,
+        _date_param(conn, state.as_of),
+        json.dumps(state.positions, sort_keys=True),
+    )
+    if last_seq is None:
+        send_later(conn, _sql(conn, _UPDATE_SUMMARY_SQL), (*values, loan_id))
+        return
+    snapshot_json = None if snapshot is None else json.dumps(snapshot)
+    send_later(
+        conn, _sql(conn, _UPDATE_SUMMARY_SNAPSHOT_SQL), (*values, last_seq, snapshot_json, loan_id)
+    )
+
+
+_INSERT_EVENT_SQL = (
+    "INSERT INTO loan_events (loan_id, seq, kind, value_date, business_date, amount_minor,"
+    " payload_json, idempotency_key, entry_id, actor, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SUMMARY_SET = (
+    "UPDATE loans SET status = ?, principal_outstanding_minor = ?, overdue_minor = ?,"
+    " days_past_due = ?, state_as_of = ?, positions_json = ?"
+)
+_UPDATE_SUMMARY_SQL = _SUMMARY_SET + " WHERE id = ?"
+_UPDATE_SUMMARY_SNAPSHOT_SQL = _SUMMARY_SET + ", last_seq = ?, snapshot_json = ? WHERE id = ?"
+
+
+def _date_param(conn: Connection, value: date) -> date | str:
+    # SQLite keeps dates as ISO text (as SQLAlchemy's Date does there).
+    return value.isoformat() if conn.dialect.name == "sqlite" else value
 
 
 def _book_difference(
