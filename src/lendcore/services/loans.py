@@ -89,9 +89,9 @@ class ProductAccountsMissing(Conflict):
     code = "PRODUCT_ACCOUNTS_MISSING"
 
 
-@dataclass(frozen=True, slots=True)
-class LoanRecord:
-    """One event as the history shows it."""
+class LoanRecord(NamedTuple):
+    """One event as the history shows it (an immutable record; a tuple, cheap to
+    build for each event of a history page)."""
 
     seq: int
     kind: str

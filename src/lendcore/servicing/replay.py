@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from lendcore.dates import year_fraction
 from lendcore.money import RoundingMode, round_fraction_to_minor
@@ -96,6 +96,18 @@ class _Due:
     def unpaid_total(self) -> int:
         return sum(self.unpaid(c) for c in COMPONENTS)
 
+    def unpaid_parts(self) -> tuple[int, int, int, int]:
+        """`unpaid` of each component, in COMPONENTS order, in one go (a read
+        computes it for every instalment)."""
+        paid, waived, off = self.paid, self.waived, self.written_off
+        pen, fee, interest, principal = COMPONENTS
+        return (
+            self.penalty() - paid[pen] - waived[pen] - off[pen],
+            self.fee - paid[fee] - waived[fee] - off[fee],
+            self.interest - paid[interest] - waived[interest] - off[interest],
+            self.principal - paid[principal] - waived[principal] - off[principal],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class InstalmentState:
@@ -118,9 +130,9 @@ class InstalmentState:
         return self.principal + self.interest + self.fees + self.penalties
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    """How one repayment was applied."""
+class Allocation(NamedTuple):
+    """How one repayment was applied. (An immutable record; a tuple, because a
+    loan's read decodes every one of them from its snapshot.)"""
 
     seq: int
     value_date: date
@@ -605,7 +617,7 @@ class _Replay:
                 self._current_accrued_exact(as_of), 0, self.terms.rounding
             )
         # Each instalment's unpaid amount per component, computed once.
-        unpaid = [tuple(d.unpaid(c) for c in COMPONENTS) for d in self.dues]
+        unpaid = [d.unpaid_parts() for d in self.dues]
         pen, fee, interest, principal = range(4)  # positions in COMPONENTS
         past = [u for d, u in zip(fallen, unpaid, strict=False) if d.due_date < as_of]
         by_component = {name: sum(u[i] for u in past) for i, name in enumerate(_NAMES)}
@@ -858,27 +870,38 @@ def _due_doc(d: _Due) -> dict[str, Any]:
     }
 
 
+_NO_PENALTY = "0/1"
+_ZERO = Fraction(0)
+
+
 def _due_from(doc: dict[str, Any]) -> _Due:
-    numerator, denominator = doc["penalty_exact"].split("/")
+    exact = doc["penalty_exact"]
+    if exact == _NO_PENALTY:
+        penalty = _ZERO  # most instalments: no fraction to parse (Fractions are immutable)
+    else:
+        numerator, denominator = exact.split("/")
+        penalty = Fraction(int(numerator), int(denominator))
     return _Due(
-        number=doc["number"],
-        period_start=date.fromisoformat(doc["period_start"]),
-        due_date=date.fromisoformat(doc["due_date"]),
-        unadjusted=date.fromisoformat(doc["unadjusted"]),
-        principal=doc["principal"],
-        interest=doc["interest"],
-        fee=doc["fee"],
-        capitalised=doc["capitalised"],
-        late_fee=doc["late_fee"],
-        penalty_exact=Fraction(int(numerator), int(denominator)),
-        late_fee_checked=doc["late_fee_checked"],
-        paid=dict(zip(COMPONENTS, doc["paid"], strict=True)),
-        waived=dict(zip(COMPONENTS, doc["waived"], strict=True)),
-        written_off=dict(zip(COMPONENTS, doc["written_off"], strict=True)),
+        doc["number"],
+        date.fromisoformat(doc["period_start"]),
+        date.fromisoformat(doc["due_date"]),
+        date.fromisoformat(doc["unadjusted"]),
+        doc["principal"],
+        doc["interest"],
+        doc["fee"],
+        doc["capitalised"],
+        doc["late_fee"],
+        penalty,
+        doc["late_fee_checked"],
+        dict(zip(COMPONENTS, doc["paid"], strict=True)),
+        dict(zip(COMPONENTS, doc["waived"], strict=True)),
+        dict(zip(COMPONENTS, doc["written_off"], strict=True)),
     )
 
 
-_ALLOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Allocation))
+_ALLOCATION_FIELDS = Allocation._fields
+if _ALLOCATION_FIELDS[:2] != ("seq", "value_date"):
+    raise RuntimeError("_allocation_from decodes seq and value date first")
 
 
 def _allocation_doc(a: Allocation) -> list[Any]:
@@ -889,6 +912,7 @@ def _allocation_doc(a: Allocation) -> list[Any]:
 
 
 def _allocation_from(doc: list[Any]) -> Allocation:
-    values = dict(zip(_ALLOCATION_FIELDS, doc, strict=True))
-    values["value_date"] = date.fromisoformat(values["value_date"])
-    return Allocation(**values)
+    # Positional, in _ALLOCATION_FIELDS order (seq, value_date, then the amounts).
+    if len(doc) != len(_ALLOCATION_FIELDS):
+        raise ValueError(f"an allocation has {len(_ALLOCATION_FIELDS)} fields: {doc!r}")
+    return Allocation(doc[0], date.fromisoformat(doc[1]), *doc[2:])
