@@ -50,9 +50,10 @@ def test_training_writes_artifacts_reports_and_reason_codes(trained: Path) -> No
         assert 0 < report["metrics"]["scorecard"]["test"][key] < 1
     assert len(report["calibration_test"]) >= 5
     assert report["psi_train_test"]["score"] < 0.1  # same population, split at random
-    assert {b["characteristic"] for b in report["binning"]} == set(report["data"]["features"]) - {
-        d["characteristic"] for d in report["dropped"]
-    }
+    derived = {d["name"] for d in report["data"]["derived"]}
+    assert {b["characteristic"] for b in report["binning"]} == (
+        set(report["data"]["features"]) | derived
+    ) - {d["characteristic"] for d in report["dropped"]}
     assert "<table>" in (trained / "report.html").read_text()
     codes = list(csv.DictReader((trained / "reason_codes.csv").open()))
     assert {

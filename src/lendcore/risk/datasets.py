@@ -77,8 +77,31 @@ TRENDS: Mapping[str, str] = {
     "times_60_89_days_late": "ascending",
     "times_90_days_late": "ascending",
     "dependents": "ascending",
+    "times_late_total": "ascending",
+    "monthly_debt_payments": "auto_heuristic",
 }
-DEFAULT_TREND = "auto_asc_desc"
+# Other characteristics (another data set's columns) have no expected direction:
+# optbinning chooses ascending, descending, a peak or a valley from the data
+# ("auto_heuristic"); on German credit that beat imposing a monotonic trend
+# (5-fold AUC 0.786 against 0.781).
+DEFAULT_TREND = "auto_heuristic"
+
+# Derived characteristics a scorecard may add (`risk.model.Derived`), each from
+# canonical features the application supplies: (name, operation, inputs). Training
+# adds one when the data has all its inputs; it stays only if it earns its place
+# like any characteristic (information value, a positive coefficient).
+# - All late payments together: 30-59, 60-89 and 90+ days late counted once each.
+#   A borrower late once in each band is riskier than the three counts say apart.
+# - Monthly debt payments: debt ratio times monthly income (the amount the ratio
+#   hides; missing where the income is).
+DERIVED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "times_late_total",
+        "sum",
+        ("times_30_59_days_late", "times_60_89_days_late", "times_90_days_late"),
+    ),
+    ("monthly_debt_payments", "product", ("debt_ratio", "monthly_income")),
+)
 
 # Reason codes: a stable code and an adverse-action text per canonical characteristic.
 REASONS: Mapping[str, tuple[str, str]] = {
@@ -92,6 +115,8 @@ REASONS: Mapping[str, tuple[str, str]] = {
     "times_60_89_days_late": ("RC_LATE_60", "Payments 60-89 days late in the last two years"),
     "times_90_days_late": ("RC_LATE_90", "Payments 90 or more days late"),
     "dependents": ("RC_DEPENDENTS", "Number of dependents"),
+    "times_late_total": ("RC_LATE_ANY", "Number of late payments in the last two years"),
+    "monthly_debt_payments": ("RC_DEBT_PAYMENTS_HIGH", "Monthly debt payments are high"),
 }
 
 

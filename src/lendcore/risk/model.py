@@ -16,6 +16,13 @@ Two kinds:
   (imported when such an artifact is loaded), with reason codes from its SHAP
   contributions (``pred_contrib``). It is the challenger, scored in shadow.
 
+A scorecard may hold *derived* characteristics: a value computed from the
+application's features by a fixed operation (``sum`` or ``product`` of named
+features, missing when any of them is missing), e.g. the total of the three
+late-payment counts. The scorer computes them itself, so the application
+supplies only its features, and each derived characteristic is binned and
+pointed like any other (its own reason code).
+
 Reason codes: a characteristic's points lost are its maximum points minus the
 points received; the (up to) four characteristics that lost most, most first,
 ties in the artifact's characteristic order.
@@ -40,6 +47,9 @@ LIGHTGBM_FORMAT = "lendcore.lightgbm/1"
 ARTIFACT_FILE = "model.json"
 REASONS_MAX = 4
 PD_QUANTUM = Decimal("0.000001")
+# LightGBM predicts on one thread: a decision scores one application, and OpenMP's
+# threads spin-waiting for a core on a busy machine cost ten times the work.
+PREDICT_THREADS = 1
 _DECIMAL = Context(prec=34)
 
 CANONICAL_FEATURES: tuple[str, ...] = (
@@ -77,9 +87,13 @@ class Scored:
 class ScoringModel(Protocol):
     version: str  # content hash
     kind: str  # "scorecard" | "lightgbm"
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # what the application supplies
 
-    def score(self, features: Mapping[str, float | None]) -> Scored: ...
+    def score(self, features: Mapping[str, FeatureValue]) -> Scored: ...
+
+    def characteristic_values(
+        self, features: Mapping[str, FeatureValue]
+    ) -> Mapping[str, FeatureValue]: ...
 
 
 # --- canonical form and content hash ------------------------------------------------
@@ -229,6 +243,82 @@ def is_missing(value: FeatureValue) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value == ""
 
 
+# --- derived characteristics -----------------------------------------------------------
+
+DERIVED_OPS: tuple[str, ...] = ("sum", "product")
+
+
+def _number_of(name: str, value: FeatureValue) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise FeatureInvalid(
+                f"feature {name} must be a number, got {value!r}", feature=name
+            ) from exc
+    return float(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """A characteristic computed from features: `op` over `of`, left to right.
+
+    Missing when any input is missing. Training computes the same value with
+    numpy in the same order of operations, so both agree to the last bit.
+    """
+
+    name: str
+    op: str  # "sum" | "product"
+    of: tuple[str, ...]
+
+    def value(self, features: Mapping[str, FeatureValue]) -> float | None:
+        result: float | None = None
+        for name in self.of:
+            raw = features.get(name)
+            if is_missing(raw):
+                return None
+            number = _number_of(name, raw)
+            if result is None:
+                result = number
+            elif self.op == "sum":
+                result = result + number
+            else:
+                result = result * number
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "of": list(self.of)}
+
+
+def derived_of(raw: Any) -> tuple[Derived, ...]:
+    """The derived characteristics of an artifact's "derived" list (checked)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ModelArtifactInvalid("model artifact: derived is not a list")
+    found: list[Derived] = []
+    for item in raw:
+        try:
+            spec = Derived(str(item["name"]), str(item["op"]), tuple(str(f) for f in item["of"]))
+        except (KeyError, TypeError) as exc:
+            raise ModelArtifactInvalid(f"model artifact: derived is malformed: {exc}") from exc
+        if spec.op not in DERIVED_OPS:
+            raise ModelArtifactInvalid(
+                f"derived characteristic {spec.name}: unknown operation {spec.op!r}"
+            )
+        if len(spec.of) < 2:
+            raise ModelArtifactInvalid(
+                f"derived characteristic {spec.name}: needs two features or more"
+            )
+        found.append(spec)
+    names = [d.name for d in found]
+    if len(set(names)) != len(names) or set(names) & {f for d in found for f in d.of}:
+        raise ModelArtifactInvalid(
+            "model artifact: a derived characteristic is named twice or derived from another"
+        )
+    return tuple(found)
+
+
 # --- the scorecard --------------------------------------------------------------------
 
 
@@ -318,6 +408,7 @@ class Scorecard:
         "_plan",
         "_slope",
         "characteristics",
+        "derived",
         "document",
         "features",
         "kind",
@@ -335,9 +426,17 @@ class Scorecard:
         if not isinstance(raw_chars, list) or not raw_chars:
             raise ModelArtifactInvalid("scorecard artifact has no characteristics")
         self.characteristics = tuple(_characteristic(c) for c in raw_chars)
-        self.features = tuple(c.name for c in self.characteristics)
-        if len(set(self.features)) != len(self.features):
+        names = [c.name for c in self.characteristics]
+        if len(set(names)) != len(names):
             raise ModelArtifactInvalid("scorecard artifact names a characteristic twice")
+        derived = {d.name: d for d in derived_of(document.get("derived"))}
+        self.derived = tuple(d for d in derived.values() if d.name in names)
+        # What the application supplies: each characteristic, or a derived one's inputs.
+        inputs: dict[str, None] = {}
+        for name in names:
+            for feature in derived[name].of if name in derived else (name,):
+                inputs.setdefault(feature)
+        self.features = tuple(inputs)
         self.scaling = Scaling.from_json(document.get("scaling"))
         calibration = document.get("calibration")
         if not isinstance(calibration, Mapping):
@@ -369,8 +468,20 @@ class Scorecard:
                 self._pd_cache[score] = pd
         return pd
 
+    def characteristic_values(
+        self, features: Mapping[str, FeatureValue]
+    ) -> Mapping[str, FeatureValue]:
+        """The features with the derived characteristics' values added."""
+        if not self.derived:
+            return features
+        values = dict(features)
+        for d in self.derived:
+            values[d.name] = d.value(features)
+        return values
+
     def points_of(self, features: Mapping[str, FeatureValue]) -> list[int]:
         """Each characteristic's points, in characteristic order."""
+        features = self.characteristic_values(features)
         return [
             c.points[b]
             if (b := c.bin_of(features.get(c.name))) < len(c.points)
@@ -381,6 +492,8 @@ class Scorecard:
     def score(self, features: Mapping[str, FeatureValue]) -> Scored:
         total = 0
         lost: list[tuple[int, int]] = []
+        if self.derived:
+            features = self.characteristic_values(features)
         get = features.get
         for index, name, categorical, edges, points, categories, missing, top in self._plan:
             value = get(name)
@@ -483,6 +596,12 @@ class LightGBMModel:
     def score(self, features: Mapping[str, FeatureValue]) -> Scored:
         return self.score_batch([features])[0]
 
+    def characteristic_values(
+        self, features: Mapping[str, FeatureValue]
+    ) -> Mapping[str, FeatureValue]:
+        """The features as they are (the challenger derives nothing)."""
+        return features
+
     def score_batch(
         self, rows: Sequence[Mapping[str, FeatureValue]], *, reasons: bool = True
     ) -> list[Scored]:
@@ -491,7 +610,9 @@ class LightGBMModel:
             return []
         matrix = self._np.array([self._row(r) for r in rows], dtype=float)
         if not reasons:
-            raw = self._np.asarray(self._booster.predict(matrix, raw_score=True)).tolist()
+            raw = self._np.asarray(
+                self._booster.predict(matrix, raw_score=True, num_threads=PREDICT_THREADS)
+            ).tolist()
             out = []
             for margin in raw:
                 logit = Decimal(repr(round(margin, 12)))
@@ -499,7 +620,9 @@ class LightGBMModel:
                     Scored(self.scaling.score_of_logit(float(logit)), sigmoid_decimal(logit), ())
                 )
             return out
-        contrib = self._np.asarray(self._booster.predict(matrix, pred_contrib=True))
+        contrib = self._np.asarray(
+            self._booster.predict(matrix, pred_contrib=True, num_threads=PREDICT_THREADS)
+        )
         n = len(self.features)
         factor = self.scaling.factor
         results: list[Scored] = []
@@ -528,6 +651,15 @@ class LightGBMModel:
     def distribution(self) -> Mapping[str, Any]:
         value = self.document.get("training", {}).get("distribution", {})
         return value if isinstance(value, Mapping) else {}
+
+
+def score_all(
+    model: ScoringModel, rows: Sequence[Mapping[str, FeatureValue]], *, reasons: bool = True
+) -> list[Scored]:
+    """Score many rows: the challenger in one LightGBM call (`reasons=False` skips SHAP)."""
+    if isinstance(model, LightGBMModel):
+        return model.score_batch(rows, reasons=reasons)
+    return [model.score(r) for r in rows]
 
 
 def demo_model_path() -> Path:

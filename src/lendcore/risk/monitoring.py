@@ -8,7 +8,10 @@ population stability index
 
     PSI = sum over bins of (actual - expected) * ln(actual / expected)
 
-with empty bins floored at 0.0001 so that PSI stays finite. Rule of thumb (and
+with empty bins floored so that PSI stays finite: a training share at 0.0001, a
+recent share at half an application (0.5 / n, or 0.0001 if that is smaller), so
+that a bin left empty by a few dozen applications, as happens by chance, does
+not read as a shift by itself. Rule of thumb (and
 the thresholds used here): below 0.10 stable, 0.10 to 0.25 watch, above 0.25 a
 shift that needs a look (the model may no longer fit the people applying).
 """
@@ -22,21 +25,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from lendcore.risk.errors import ModelArtifactInvalid
-from lendcore.risk.model import FeatureValue, category_key, is_missing
+from lendcore.risk.model import FeatureValue, ScoringModel, category_key, is_missing, score_all
 
 PSI_WATCH = 0.10
 PSI_WARNING = 0.25
 SHARE_FLOOR = 0.0001
 
 
-def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi(
+    expected: Sequence[float], actual: Sequence[float], actual_floor: float = SHARE_FLOOR
+) -> float:
     """The population stability index of two distributions over the same bins."""
     if len(expected) != len(actual):
         raise ValueError("PSI needs the same bins on both sides")
     total = 0.0
     for e, a in zip(expected, actual, strict=True):
         e = max(e, SHARE_FLOOR)
-        a = max(a, SHARE_FLOOR)
+        a = max(a, actual_floor)
         total += (a - e) * math.log(a / e)
     return total
 
@@ -133,6 +138,7 @@ def population_stability(
     """
     if not recent:
         raise ValueError("population stability needs at least one recent application")
+    floor = max(SHARE_FLOOR, 0.5 / len(recent))
     rows: list[StabilityRow] = []
     raw_score = distribution.get("score")
     if raw_score is not None and (scores is not None or score is not None):
@@ -143,7 +149,7 @@ def population_stability(
             assert score is not None
             recent_scores = [score(r) for r in recent]
         actual = binning.shares_of(recent_scores)
-        value = psi(binning.shares, actual)
+        value = psi(binning.shares, actual, floor)
         rows.append(StabilityRow("score", value, status_of(value), binning.shares, tuple(actual)))
     features = distribution.get("features", {})
     if not isinstance(features, Mapping):
@@ -151,6 +157,25 @@ def population_stability(
     for name, raw in features.items():
         binning = Binning.from_json(raw)
         actual = binning.shares_of([r.get(name) for r in recent])
-        value = psi(binning.shares, actual)
+        value = psi(binning.shares, actual, floor)
         rows.append(StabilityRow(name, value, status_of(value), binning.shares, tuple(actual)))
     return StabilityReport(len(recent), tuple(rows))
+
+
+def model_stability(
+    model: ScoringModel,
+    recent: Sequence[Mapping[str, FeatureValue]],
+    scores: Sequence[int] | None = None,
+) -> StabilityReport:
+    """`population_stability` of a model: `recent` applications' features scored with
+    the model (unless their `scores` are given) and their derived characteristics
+    computed, against the training population in the model's artifact."""
+    if scores is None:
+        scores = [s.score for s in score_all(model, recent, reasons=False)]
+    values = [model.characteristic_values(r) for r in recent]
+    distribution = getattr(model, "distribution", None)
+    if not isinstance(distribution, Mapping) or not distribution:
+        raise ModelArtifactInvalid(
+            f"model {model.version[:12]} holds no training distribution to compare with"
+        )
+    return population_stability(distribution, values, scores=scores)
