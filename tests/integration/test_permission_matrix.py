@@ -744,6 +744,16 @@ CASES: tuple[Case, ...] = (
         lambda ctx, role: "approved",
     ),
     Case(
+        applications.view_application,
+        approved_application,
+        lambda db, ctx, role: (
+            (view := applications.view_application(db, ctx["application_id"])).application.id,
+            view.champion is not None and view.champion.role,
+            view.challenger,
+        ),
+        lambda ctx, role: (ctx["application_id"], "champion", None),
+    ),
+    Case(
         applications.list_applications,
         approved_application,
         lambda db, ctx, role: [a.id for a in applications.list_applications(db)],
@@ -1197,6 +1207,12 @@ CASES: tuple[Case, ...] = (
         demo_model_registered,
         lambda db, ctx, role: model_service.get_model(db, ctx["version"]).version,
         lambda ctx, role: ctx["version"],
+    ),
+    Case(
+        model_service.monitor_model,
+        approved_application,
+        lambda db, ctx, role: model_service.monitor_model(db).applications,
+        lambda ctx, role: 1,
     ),
     # --- models (end): cases
 )

@@ -22,7 +22,7 @@ from lendcore.presentation import (
 )
 from lendcore.services import applications as app_service
 from lendcore.services import policies as policy_service
-from lendcore.services.applications import Application, StoredDecision
+from lendcore.services.applications import Application, ApplicationView, StoredDecision
 
 application_app = typer.Typer(
     help="Credit applications: enter, decide, approve, book.", no_args_is_help=True
@@ -124,15 +124,42 @@ def application_submit(
 @application_app.command("show")
 @handles_errors
 def application_show(ctx: typer.Context, application_id: int, json_out: bool = JsonOption) -> None:
-    """An application and its decisions."""
+    """An application, its champion's and challenger's results, and its decisions."""
     database = db(ctx)
-    found = app_service.get_application(database, application_id)
+    view = app_service.view_application(database, application_id)
     if json_out:
-        print_json(application_doc(found))
+        print_json({**application_doc(view.application), **view.models_doc()})
         return
-    _print_application(found)
+    _print_application(view.application)
+    _print_models(view)
     for d in app_service.decisions_of(database, application_id):
         _print_decision(d)
+
+
+def _print_models(view: ApplicationView) -> None:
+    """Champion and challenger side by side: score, PD and the reasons that cost most."""
+    results = [r for r in (view.champion, view.challenger) if r is not None]
+    if not results:
+        return
+    table = Table(title="Champion and challenger")
+    table.add_column("")
+    for r in results:
+        table.add_column(f"{r.role} ({r.kind} {r.version[:12]})")
+    table.add_row("Score", *[str(r.score) for r in results])
+    table.add_row("PD", *[r.pd for r in results])
+    for i in range(max(len(r.reasons) for r in results)):
+        table.add_row(
+            f"Reason {i + 1}",
+            *[
+                f"{r.reasons[i].code} (-{r.reasons[i].points_lost}): {r.reasons[i].text}"
+                if i < len(r.reasons)
+                else ""
+                for r in results
+            ],
+        )
+    if view.challenger is None:
+        table.caption = "no challenger scored this application"
+    console.print(table)
 
 
 @application_app.command("list")

@@ -13,10 +13,18 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lendcore.cli.common import JsonOption, console, db, handles_errors, print_json
+from lendcore.cli.common import (
+    JsonOption,
+    console,
+    db,
+    handles_errors,
+    parse_iso_date,
+    print_json,
+)
+from lendcore.errors import InvalidInput
 from lendcore.risk.datasets import read_table
-from lendcore.risk.model import REASONS_MAX, Scored, ScoringModel, load_model
-from lendcore.risk.monitoring import population_stability
+from lendcore.risk.model import REASONS_MAX, load_model, score_all
+from lendcore.risk.monitoring import PSI_WARNING, model_stability
 from lendcore.services import models as model_service
 from lendcore.services.models import RegisteredModel
 
@@ -82,13 +90,6 @@ def model_train(
     console.print(f"wrote {', '.join(files)}", highlight=False)
 
 
-def _score_all(model: ScoringModel, rows: list[dict[str, Any]]) -> list[Scored]:
-    batch = getattr(model, "score_batch", None)
-    if batch is not None:
-        return list(batch(rows))
-    return [model.score(r) for r in rows]
-
-
 @model_app.command("score")
 @handles_errors
 def model_score(
@@ -105,7 +106,7 @@ def model_score(
     )
     if target is not None and target in model.features:
         raise typer.BadParameter("the target column cannot be one of the model's features")
-    results = _score_all(model, list(table.rows()))
+    results = score_all(model, list(table.rows()))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -129,34 +130,94 @@ def model_score(
 @model_app.command("monitor")
 @handles_errors
 def model_monitor(
-    model_dir: Path = typer.Option(..., "--model", help="An artifact directory or model.json."),
-    data: Path = typer.Option(..., "--data", help="Recent applications: CSV with a header."),
-    id_column: str | None = typer.Option(None, "--id", help="A row id column (never a feature)."),
+    ctx: typer.Context,
+    version: str | None = typer.Option(
+        None, "--version", help="A registered model's version (default: the --role's model)."
+    ),
+    role: str = typer.Option("champion", "--role", help="champion or challenger."),
+    date_from: str | None = typer.Option(
+        None, "--from", help="First business date of the window (YYYY-MM-DD)."
+    ),
+    date_to: str | None = typer.Option(
+        None, "--to", help="Last business date of the window (default: the business date)."
+    ),
+    days: int | None = typer.Option(
+        None, "--days", help="The window's length in business dates, ending --to (default 90)."
+    ),
+    model_dir: Path | None = typer.Option(
+        None, "--model", help="File mode: an artifact directory or model.json (with --data)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="File mode: recent applications, CSV with a header (with --model)."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id", help="File mode: a row id column (never a feature)."
+    ),
+    fail_on_warning: bool = typer.Option(
+        False, "--fail-on-warning", help="Exit 2 when a PSI is above 0.25 (for scheduled runs)."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
-    """PSI of the score and each characteristic, recent applications against training."""
+    """PSI of the score and each characteristic: recent applications against training.
+
+    By default the applications the engine decided in the last 90 business dates,
+    against the champion's training population; `--model DIR --data FILE` compares
+    a file with an artifact instead, without a database.
+    """
+    if (model_dir is None) != (data is None):
+        raise InvalidInput("file mode needs both --model and --data", field="data")
+    if model_dir is not None and data is not None:
+        report = _monitor_file(model_dir, data, id_column)
+    else:
+        report = model_service.monitor_model(
+            db(ctx),
+            version=version,
+            role=role,
+            date_from=parse_iso_date(date_from),
+            date_to=parse_iso_date(date_to),
+            days=days,
+        )
+    if json_out:
+        print_json(report.to_doc())
+    else:
+        _print_monitoring(report)
+    if fail_on_warning and report.warnings:
+        raise typer.Exit(2)
+
+
+def _monitor_file(
+    model_dir: Path, data: Path, id_column: str | None
+) -> model_service.MonitoringReport:
     model = load_model(model_dir)
     table = read_table(
         data, target=None, id_column=id_column, features=model.features, check_constant=False
     )
-    rows = list(table.rows())
-    scores = [s.score for s in _score_all(model, rows)]
-    report = population_stability(getattr(model, "distribution", {}), rows, scores=scores)
-    if json_out:
-        print_json(
-            {
-                "model": model.version,
-                "recent": report.n_recent,
-                "rows": [
-                    {"quantity": r.quantity, "psi": round(r.psi, 4), "status": r.status}
-                    for r in report.rows
-                ],
-                "warnings": [r.quantity for r in report.warnings],
-            }
+    stability = model_stability(model, list(table.rows()))
+    return model_service.MonitoringReport(
+        version=model.version,
+        kind=model.kind,
+        name=str(getattr(model, "name", model.kind)),
+        roles=(),
+        date_from=None,
+        date_to=None,
+        applications=stability.n_recent,
+        truncated=False,
+        rows=stability.rows,
+        source=str(data),
+    )
+
+
+def _print_monitoring(report: model_service.MonitoringReport) -> None:
+    if report.source is not None:
+        population = f"{report.applications} rows of {report.source}"
+    else:
+        population = (
+            f"{report.applications} applications decided {report.date_from} to {report.date_to}"
         )
-        return
+    roles = f" ({', '.join(report.roles)})" if report.roles else ""
     out = Table(
-        title=f"Population stability: {report.n_recent} recent rows vs training ({model.version[:12]})"
+        title=f"Population stability of {report.kind} {report.name} {report.version[:12]}{roles}: "
+        f"{population} vs training"
     )
     for column in ("Quantity", "PSI", "Status"):
         out.add_column(column)
@@ -164,9 +225,17 @@ def model_monitor(
         style = "red" if r.status == "warning" else "yellow" if r.status == "watch" else ""
         out.add_row(r.quantity, f"{r.psi:.4f}", r.status, style=style)
     console.print(out)
+    if report.truncated:
+        console.print(
+            f"only the most recent {report.applications} applications of the window were compared",
+            highlight=False,
+        )
     for r in report.warnings:
         console.print(
-            f"warning: {r.quantity} PSI {r.psi:.3f} above 0.25", style="red", highlight=False
+            f"warning: {r.quantity} PSI {r.psi:.3f} above {PSI_WARNING}: the population has "
+            "shifted since training",
+            style="red",
+            highlight=False,
         )
 
 

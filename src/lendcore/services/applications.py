@@ -28,7 +28,7 @@ from lendcore.auth.permissions import PermissionDenied
 from lendcore.errors import Conflict, InvalidInput, NotFound
 from lendcore.products.model import Product
 from lendcore.risk.decision import Decision, DecisionInputs, decide, policy_facts
-from lendcore.risk.model import CANONICAL_FEATURES
+from lendcore.risk.model import CANONICAL_FEATURES, ReasonCode
 from lendcore.risk.policy import Policy
 from lendcore.services import approvals, loans, policies
 from lendcore.services.approvals import PendingApproval
@@ -108,6 +108,52 @@ class StoredDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelResult:
+    """One model's result on an application: the champion's (which decided it) or the
+    challenger's (scored in shadow beside it)."""
+
+    role: str  # champion | challenger
+    version: str
+    kind: str  # scorecard | lightgbm
+    score: int
+    pd: str
+    reasons: tuple[ReasonCode, ...]  # the characteristics that lowered the score most
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "version": self.version,
+            "kind": self.kind,
+            "score": self.score,
+            "pd": self.pd,
+            "reasons": [
+                {
+                    "code": r.code,
+                    "text": r.text,
+                    "characteristic": r.characteristic,
+                    "points_lost": r.points_lost,
+                }
+                for r in self.reasons
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationView:
+    """An application with its champion's and challenger's results side by side."""
+
+    application: Application
+    champion: ModelResult | None  # None until the engine has decided it
+    challenger: ModelResult | None  # None when no challenger was active then
+
+    def models_doc(self) -> dict[str, Any]:
+        return {
+            "champion": None if self.champion is None else self.champion.to_doc(),
+            "challenger": None if self.challenger is None else self.challenger.to_doc(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     decision_id: int
     reproduced: bool
@@ -172,6 +218,60 @@ def _to_decision(row: Any) -> StoredDecision:
 def get_application(db: Database, application_id: int) -> Application:
     with db.reading() as conn:
         return _to_application(_row(conn, application_id))
+
+
+@query("application.read")
+def view_application(db: Database, application_id: int) -> ApplicationView:
+    """An application with the champion's and the challenger's score, PD and reasons.
+
+    Score and PD are the ones stored with the application's decision (the
+    challenger's were stored beside the champion's when it scored in shadow).
+    The reasons are the characteristics that lowered each model's score most,
+    whatever the outcome: the stored model versions scoring the stored
+    features again, which gives the same result every time.
+    """
+    with db.reading() as conn:
+        row = _row(conn, application_id)
+        application = _to_application(row)
+        if row.decision_id is None:
+            return ApplicationView(application, None, None)
+        decision = _to_decision(
+            conn.execute(select(decisions).where(decisions.c.id == row.decision_id)).one()
+        )
+        features = dict(decision.inputs.get("features") or {})
+        body = decision.decision
+        champion = _model_result(
+            conn, "champion", decision.model_version, body.get("score"), body.get("pd"), features
+        )
+        shadow = body.get("challenger")
+        challenger = (
+            _model_result(
+                conn, "challenger", str(shadow["version"]), shadow["score"], shadow["pd"], features
+            )
+            if isinstance(shadow, Mapping)
+            else None
+        )
+    return ApplicationView(application, champion, challenger)
+
+
+def _model_result(
+    conn: Connection,
+    role: str,
+    version: str,
+    score: Any,
+    pd: Any,
+    features: Mapping[str, Any],
+) -> ModelResult:
+    model = model_by_version(conn, version)
+    again = model.score(features)
+    return ModelResult(
+        role=role,
+        version=version,
+        kind=model.kind,
+        score=int(score) if score is not None else again.score,
+        pd=str(pd) if pd is not None else str(again.pd),
+        reasons=again.reasons,
+    )
 
 
 @query("application.read")

@@ -9,6 +9,11 @@ and a second risk manager's approval appends the activation. The decision
 engine reads both with `active_models(conn)` inside its own transaction; a
 stored decision is replayed with `model_by_version(conn, version)`. Loaded
 models are cached by version: a version's content never changes.
+
+`monitor_model` ("model.monitor") compares the applications the engine decided
+in a window of business dates with the training population held in the
+model's artifact: the PSI of the score and of each characteristic
+(`risk.monitoring.population_stability`), watch above 0.10, warning above 0.25.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from threading import Lock
 from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select
 
+from lendcore.errors import InvalidInput, NotFound
 from lendcore.risk.errors import (
     ModelAlreadyActive,
     ModelArtifactInvalid,
@@ -32,17 +38,28 @@ from lendcore.risk.errors import (
     NoActiveModel,
 )
 from lendcore.risk.model import ScoringModel, load_model, read_document, seal
+from lendcore.risk.monitoring import (
+    PSI_WARNING,
+    PSI_WATCH,
+    StabilityRow,
+    model_stability,
+)
 from lendcore.services import approvals
 from lendcore.services.approvals import PendingApproval
 from lendcore.services.clock import current_business_date, utc_timestamp
 from lendcore.services.commands import command, current_actor, note_result, query
 from lendcore.services.events import emit
 from lendcore.store.database import Database
-from lendcore.store.schema import model_activations, models
+from lendcore.store.schema import decisions, model_activations, models
 
 MODEL_REGISTER: Final = "model.register"
 MODEL_ACTIVATE: Final = "model.activate"
 MODEL_READ: Final = "model.read"
+MODEL_MONITOR: Final = "model.monitor"
+MONITOR_DAYS_DEFAULT: Final = 90
+MONITOR_DAYS_MAX: Final = 3_660  # ten years of business dates
+MONITOR_ROWS_MAX: Final = 200_000  # the most recent decisions in the window, at most
+MONITOR_PAGE: Final = 5_000  # decisions read per query
 ROLES: Final = ("champion", "challenger")
 CACHE_MAX: Final = 64
 LIST_MAX: Final = 1_000
@@ -50,6 +67,12 @@ ARTIFACT_BYTES_MAX: Final = 32 * 1024 * 1024
 
 _cache: OrderedDict[str, ScoringModel] = OrderedDict()
 _cache_lock = Lock()
+
+
+class NoRecentApplications(NotFound):
+    """No application was decided in the monitoring window: there is nothing to compare."""
+
+    code = "MODEL_MONITOR_NO_APPLICATIONS"
 
 
 class ArtifactDocument:
@@ -170,19 +193,23 @@ def register_model(
         return _to_registered(row, _current_roles(conn))
 
 
+def _registered_row(conn: Connection, version: str) -> Any:
+    """A registered model's version, kind and name, or ModelNotFound."""
+    row = conn.execute(
+        select(models.c.version, models.c.kind, models.c.name).where(models.c.version == version)
+    ).first()
+    if row is None:
+        raise ModelNotFound(f"no registered model {version}", version=version)
+    return row
+
+
 @command(MODEL_ACTIVATE)
 def activate_model(db: Database, version: str, role: str) -> PendingApproval:
     """The maker's step: a second risk manager's approval makes `version` the `role`."""
     if role not in ROLES:
         raise ModelRoleInvalid(f"a model role is one of {', '.join(ROLES)}, not {role!r}")
     with db.transaction() as conn:
-        row = conn.execute(
-            select(models.c.version, models.c.kind, models.c.name).where(
-                models.c.version == version
-            )
-        ).first()
-        if row is None:
-            raise ModelNotFound(f"no registered model {version}", version=version)
+        row = _registered_row(conn, version)
         current = _current_roles(conn)
         if current.get(role) == version:
             raise ModelAlreadyActive(f"model {version[:12]} is the {role} already", version=version)
@@ -254,3 +281,163 @@ def get_model(db: Database, version: str) -> RegisteredModel:
         if row is None:
             raise ModelNotFound(f"no registered model {version}", version=version)
         return _to_registered(row, _current_roles(conn))
+
+
+# --- monitoring ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringReport:
+    """The PSI of a model's score and characteristics, a window's applications against
+    the model's training population."""
+
+    version: str
+    kind: str
+    name: str
+    roles: tuple[str, ...]  # the roles the model holds now
+    date_from: date | None  # the window of business dates (None: a file's rows)
+    date_to: date | None
+    applications: int  # decided by the engine in the window (the most recent, at most the cap)
+    truncated: bool  # more were decided in the window than MONITOR_ROWS_MAX
+    rows: tuple[StabilityRow, ...]
+    source: str | None = None  # a data file compared instead of stored applications
+
+    @property
+    def warnings(self) -> tuple[StabilityRow, ...]:
+        return tuple(r for r in self.rows if r.status == "warning")
+
+    @property
+    def watch(self) -> tuple[StabilityRow, ...]:
+        return tuple(r for r in self.rows if r.status == "watch")
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON form the CLI's --json and the API share."""
+        return {
+            "model": {
+                "version": self.version,
+                "kind": self.kind,
+                "name": self.name,
+                "roles": list(self.roles),
+            },
+            "window": None
+            if self.date_from is None or self.date_to is None
+            else {"from": self.date_from.isoformat(), "to": self.date_to.isoformat()},
+            "source": self.source,
+            "applications": self.applications,
+            "truncated": self.truncated,
+            "thresholds": {"watch": PSI_WATCH, "warning": PSI_WARNING},
+            "rows": [
+                {
+                    "quantity": r.quantity,
+                    "psi": round(r.psi, 4),
+                    "status": r.status,
+                    "expected": [round(v, 4) for v in r.expected],
+                    "actual": [round(v, 4) for v in r.actual],
+                }
+                for r in self.rows
+            ],
+            "warnings": [r.quantity for r in self.warnings],
+            "watch": [r.quantity for r in self.watch],
+        }
+
+
+def monitoring_window(
+    today: date, date_from: date | None, date_to: date | None, days: int | None
+) -> tuple[date, date]:
+    """The window of business dates, both ends included: `date_to` (the business date
+    by default) and `date_from`, or the `days` business dates ending at `date_to`."""
+    end = date_to or today
+    if date_from is not None and days is not None:
+        raise InvalidInput("give the window's start or its number of days, not both", field="days")
+    if date_from is None:
+        span = MONITOR_DAYS_DEFAULT if days is None else days
+        if isinstance(span, bool) or not isinstance(span, int) or not 1 <= span <= MONITOR_DAYS_MAX:
+            raise InvalidInput(
+                f"days: a whole number from 1 to {MONITOR_DAYS_MAX}, not {span!r}", field="days"
+            )
+        return end - timedelta(days=span - 1), end
+    if date_from > end:
+        raise InvalidInput(
+            f"the window starts on {date_from} after it ends on {end}", field="date_from"
+        )
+    if (end - date_from).days >= MONITOR_DAYS_MAX:
+        raise InvalidInput(f"a window spans at most {MONITOR_DAYS_MAX} days", field="date_from")
+    return date_from, end
+
+
+def _decided_features(
+    conn: Connection, start: date, end: date
+) -> tuple[list[dict[str, Any]], bool]:
+    """The characteristics of the applications the engine decided from `start` to `end`,
+    the most recent first, at most MONITOR_ROWS_MAX (and whether there were more)."""
+    found: list[dict[str, Any]] = []
+    before: int | None = None
+    while len(found) <= MONITOR_ROWS_MAX:
+        page = select(decisions.c.id, decisions.c.inputs_json).where(
+            decisions.c.kind == "engine",
+            decisions.c.business_date >= start,
+            decisions.c.business_date <= end,
+        )
+        if before is not None:
+            page = page.where(decisions.c.id < before)
+        rows = conn.execute(page.order_by(decisions.c.id.desc()).limit(MONITOR_PAGE)).all()
+        for row in rows:
+            features = json.loads(row.inputs_json).get("features")
+            found.append(dict(features) if isinstance(features, Mapping) else {})
+        if len(rows) < MONITOR_PAGE:
+            break
+        before = rows[-1].id
+    truncated = len(found) > MONITOR_ROWS_MAX
+    return found[:MONITOR_ROWS_MAX], truncated
+
+
+@query(MODEL_MONITOR)
+def monitor_model(
+    db: Database,
+    *,
+    version: str | None = None,
+    role: str = "champion",
+    date_from: date | None = None,
+    date_to: date | None = None,
+    days: int | None = None,
+) -> MonitoringReport:
+    """PSI of a model's score and of each characteristic: the applications decided in
+    the window against the model's training population.
+
+    The model is `version`, or the one holding `role` now (the champion by default).
+    The window is `date_from`..`date_to` (business dates, both included), or the last
+    `days` business dates (90 by default) up to `date_to` (the business date).
+    Each application is scored again with the model (a challenger is monitored on
+    the same applications as the champion).
+    """
+    if version is None and role not in ROLES:
+        raise ModelRoleInvalid(f"a model role is one of {', '.join(ROLES)}, not {role!r}")
+    with db.reading() as conn:
+        roles = _current_roles(conn)
+        if version is None:
+            if role not in roles:
+                raise NoActiveModel(f"no {role} model is active")
+            version = roles[role]
+        row = _registered_row(conn, version)
+        model = model_by_version(conn, version)
+        start, end = monitoring_window(current_business_date(conn), date_from, date_to, days)
+        recent, truncated = _decided_features(conn, start, end)
+    if not recent:
+        raise NoRecentApplications(
+            f"no application was decided from {start} to {end}: nothing to compare with "
+            "the training population",
+            date_from=start.isoformat(),
+            date_to=end.isoformat(),
+        )
+    report = model_stability(model, recent)
+    return MonitoringReport(
+        version=row.version,
+        kind=row.kind,
+        name=row.name,
+        roles=tuple(r for r in ROLES if roles.get(r) == row.version),
+        date_from=start,
+        date_to=end,
+        applications=report.n_recent,
+        truncated=truncated,
+        rows=report.rows,
+    )

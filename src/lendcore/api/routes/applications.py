@@ -73,6 +73,33 @@ class ApplicationPublic(BaseModel):
     created_at: str
 
 
+class ReasonPublic(BaseModel):
+    code: str
+    text: str
+    characteristic: str
+    points_lost: int
+
+
+class ModelResultPublic(BaseModel):
+    role: Literal["champion", "challenger"]
+    version: str = Field(description="The model's version (its artifact's content hash).")
+    kind: str
+    score: int
+    pd: str = Field(description="Probability of default, a decimal string (6 places).")
+    reasons: list[ReasonPublic] = Field(
+        description="The characteristics that lowered this model's score most, most first."
+    )
+
+
+class ApplicationDetailPublic(ApplicationPublic):
+    champion: ModelResultPublic | None = Field(
+        description="The champion's result, which decided the application (null until decided)."
+    )
+    challenger: ModelResultPublic | None = Field(
+        description="The challenger's result, scored in shadow beside it (null without one)."
+    )
+
+
 class DecisionPublic(BaseModel):
     id: int
     application_id: int
@@ -165,9 +192,11 @@ def list_applications(
     )
 
 
-@router.get("/applications/{application_id}", response_model=ApplicationPublic)
-def get_application(application_id: RecordId, db: ActingDb) -> ApplicationPublic:
-    return _app(app_service.get_application(db, application_id))
+@router.get("/applications/{application_id}", response_model=ApplicationDetailPublic)
+def get_application(application_id: RecordId, db: ActingDb) -> ApplicationDetailPublic:
+    """The application, with the champion's and the challenger's score, PD and reasons."""
+    view = app_service.view_application(db, application_id)
+    return ApplicationDetailPublic(**application_doc(view.application), **view.models_doc())
 
 
 @router.get("/applications/{application_id}/decisions", response_model=list[DecisionPublic])

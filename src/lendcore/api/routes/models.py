@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from lendcore.api.deps import ActingDb
 from lendcore.api.routing import Route
-from lendcore.api.schemas import ApprovalPublic
+from lendcore.api.schemas import ApprovalPublic, IsoDate
 from lendcore.presentation import approval_doc
 from lendcore.services import models
 from lendcore.services.models import ArtifactDocument, RegisteredModel
@@ -45,6 +45,31 @@ class ModelPublic(BaseModel):
     created_at: str
 
 
+class StabilityPublic(BaseModel):
+    quantity: str = Field(description='"score" or a characteristic\'s name.')
+    psi: float
+    status: Literal["stable", "watch", "warning"]
+    expected: list[float] = Field(description="Training population's share in each bin.")
+    actual: list[float] = Field(description="The window's share in each bin.")
+
+
+class MonitoringWindow(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+
+
+class MonitoringPublic(BaseModel):
+    model: dict[str, Any] = Field(description="version, kind, name and the roles it holds now.")
+    window: MonitoringWindow | None
+    source: str | None
+    applications: int = Field(description="Applications decided by the engine in the window.")
+    truncated: bool = Field(description="More were decided in the window than were compared.")
+    thresholds: dict[str, float]
+    rows: list[StabilityPublic]
+    warnings: list[str] = Field(description="Quantities whose PSI is above the warning threshold.")
+    watch: list[str]
+
+
 def _public(m: RegisteredModel) -> ModelPublic:
     return ModelPublic(
         version=m.version,
@@ -68,6 +93,27 @@ def register_model(body: ModelCreate, db: ActingDb) -> ModelPublic:
 @router.get("/models", response_model=list[ModelPublic])
 def list_models(db: ActingDb) -> list[ModelPublic]:
     return [_public(m) for m in models.list_models(db)]
+
+
+@router.get("/models/monitoring", response_model=MonitoringPublic)
+def monitor_model(
+    db: ActingDb,
+    version: str | None = Query(
+        default=None, max_length=64, description="A registered model (default: the role's)."
+    ),
+    role: Literal["champion", "challenger"] = "champion",
+    date_from: IsoDate | None = Query(default=None, alias="from"),
+    date_to: IsoDate | None = Query(default=None, alias="to"),
+    days: int | None = Query(default=None, ge=1, le=models.MONITOR_DAYS_MAX),
+) -> MonitoringPublic:
+    """Population stability: the PSI of the model's score and of each characteristic,
+    the applications decided from `from` to `to` (or the last `days`, 90 by default,
+    up to the business date) against the model's training population; watch above
+    0.10, warning above 0.25."""
+    report = models.monitor_model(
+        db, version=version, role=role, date_from=date_from, date_to=date_to, days=days
+    )
+    return MonitoringPublic(**report.to_doc())
 
 
 @router.get("/models/{version}", response_model=ModelPublic)
