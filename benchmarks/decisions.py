@@ -1,10 +1,14 @@
 """Decision benchmark: prints figures, asserts nothing about speed.
 
-- the decision itself, in one process: policy rules (zen-engine decision
-  tables), the demo scorecard, pricing and the real schedule for affordability
+- the decision itself, in one process: policy rules (the policy's JDM decision
+  tables, compiled to Python with zen-engine as the reference), the demo
+  scorecard, pricing and the schedule's figures for affordability
   (`risk.decision.decide`) on varied applications: decisions/s, p50/p99;
-- its parts: one eligibility-table evaluation, one scorecard score, one
-  schedule build;
+- its parts: each table compiled and by zen-engine, the scorecard, the
+  schedule's total at the stress rate (`schedules.quote`: an integer
+  recurrence) against a full build, the instalment at the priced rate in
+  closed form; and how often each took its slower path (a table's facts left
+  to zen-engine, an instalment walked instead of the closed form);
 - the whole command on SQLite: `submit_application` (permission gate, audit
   record, facts read from the store, decision stored): calls/s, p50/p99.
 
@@ -36,9 +40,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lendcore.risk.decision import DecisionInputs, _schedule, decide, policy_facts
+from lendcore.risk.decision import DecisionInputs, decide, policy_facts, schedule_terms
+from lendcore.risk.jdm import CompiledTable, NeedsReference, compiled_graph
 from lendcore.risk.model import load_model
-from lendcore.risk.policy import default_policy_text, policy_from_text
+from lendcore.risk.policy import Policy, default_policy_text, policy_from_text
+from lendcore.schedules.engine import build_schedule
+from lendcore.schedules.quote import quote, quote_instalment
 from lendcore.services import applications, lender
 from lendcore.store.database import open_database
 
@@ -89,7 +96,7 @@ def applications_sample(count: int, seed: int = 7) -> list[DecisionInputs]:
                 application_id=n + 1,
                 amount_minor=draw.randrange(50_000, 5_000_000, 10_000),
                 term=draw.choice([6, 12, 24, 36, 48, 60]),
-                age_years=features["age_years"],
+                age_years=int(features["age_years"]),
                 monthly_income_minor=income,
                 monthly_obligations_minor=int(income * features["debt_ratio"]),
                 borrower_exposure_minor=draw.choice([0, 0, 0, 500_000, 2_000_000]),
@@ -123,20 +130,53 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
 
     product = example_product("consumer-annuity")
     policy = policy_from_text(default_policy_text())
+    reference = Policy(json.loads(default_policy_text()), compile_tables=False)
     card = load_model(DEMO_MODEL)
     sample = applications_sample(500 if quick else 5_000)
+    stress_rate = product.interest.rate.max
+    facts = [policy_facts(product, x, 50_000) for x in sample]
+    scores = [card.score(x.features).score for x in sample]
+    stress_terms = [schedule_terms(product, x, stress_rate) for x in sample]
+    priced_terms = [
+        schedule_terms(product, x, policy.pricing(score).annual_rate)
+        for x, score in zip(sample, scores, strict=True)
+    ]
+    indexed = list(range(len(sample)))
     results = {
-        "decide (rules + scorecard + pricing + schedule)": timed(
+        "decide (rules + scorecard + pricing + schedule figures)": timed(
             lambda x: decide(x, product, policy, card), sample
         ),
-        "  eligibility table (zen-engine)": timed(
-            lambda x: policy.eligibility(policy_facts(product, x, 50_000)), sample
-        ),
-        "  pricing table (zen-engine)": timed(lambda x: policy.pricing(600), sample),
+        "  eligibility table, compiled": timed(policy.eligibility, facts),
+        "  eligibility table, zen-engine": timed(reference.eligibility, facts),
+        "  pricing table, compiled": timed(policy.pricing, scores),
+        "  pricing table, zen-engine": timed(reference.pricing, scores),
         "  scorecard": timed(lambda x: card.score(x.features), sample),
-        "  schedule at the stress rate": timed(
-            lambda x: _schedule(product, x, product.interest.rate.max), sample
+        "  schedule terms (product.terms)": timed(
+            lambda x: schedule_terms(product, x, stress_rate), sample
         ),
+        "  total at the stress rate (quote: recurrence)": timed(quote, stress_terms),
+        "  instalment at the priced rate (closed form)": timed(quote_instalment, priced_terms),
+        "  one full schedule build (before: two per decision)": timed(
+            lambda n: build_schedule(stress_terms[n]), indexed[: len(indexed) // 5]
+        ),
+    }
+    eligibility = compiled_graph(policy.document["eligibility"])
+    referred = 0
+    for one in facts:
+        try:
+            if not isinstance(eligibility, CompiledTable):
+                raise NeedsReference("not compiled")
+            eligibility.run(one)
+        except NeedsReference:
+            referred += 1
+    walked = sum(quote_instalment(t).how != "closed form" for t in priced_terms)
+    results["  (facts left to zen-engine; instalments walked)"] = {
+        "count": float(len(sample)),
+        "per_s": float("nan"),
+        "p50_ms": float("nan"),
+        "p99_ms": float("nan"),
+        "to_zen": float(referred),
+        "walked": float(walked),
     }
     with tempfile.TemporaryDirectory() as directory:
         db = open_database(f"sqlite:///{directory}/bench.db")
@@ -184,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     for column in ("what", "per second", "p50 ms", "p99 ms", "runs"):
         table.add_column(column, justify="left" if column == "what" else "right")
     for name, r in results.items():
+        if "to_zen" in r:
+            name = f"{name}: {r['to_zen']:,.0f} and {r['walked']:,.0f}"
+            table.add_row(name, "", "", "", f"{r['count']:,.0f}")
+            continue
         table.add_row(
             name,
             f"{r['per_s']:,.0f}",

@@ -18,14 +18,18 @@ Affordability is tested at the product's highest rate (a stress rate): the
 priced rate depends on the score, and a borrower who can afford the highest
 rate can afford any lower one. The payment tested is the schedule's total
 spread over the months of the term, so weekly, monthly and bullet loans are
-compared alike against a monthly income. Everything the decision used is in `inputs`,
+compared alike against a monthly income. The two schedules are not built:
+`schedules.quote` gives their figures (the total at the stress rate, the
+regular instalment at the priced rate in closed form), equal to the minor unit
+to a full build's (a property test proves it; terms it does not cover are
+built). Everything the decision used is in `inputs`,
 so `decide(inputs, ...)` with the same policy and model versions gives the same
 decision, to the last digit (`lendcore decision replay`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -33,7 +37,8 @@ from typing import Any
 from lendcore.products.model import Product
 from lendcore.risk.model import Scored, ScoringModel
 from lendcore.risk.policy import Policy
-from lendcore.schedules.engine import Schedule, build_schedule
+from lendcore.schedules.quote import quote, quote_instalment
+from lendcore.schedules.terms import ScheduleTerms
 
 RATIO_QUANTUM = Decimal("0.000001")
 NO_INCOME_RATIO = Decimal(99)  # debt-to-income when there is no income: fails any sane limit
@@ -139,30 +144,24 @@ def _ratio(numerator: int, denominator: int) -> Decimal:
     return (Decimal(numerator) / Decimal(denominator)).quantize(RATIO_QUANTUM, ROUND_HALF_EVEN)
 
 
-def _schedule(product: Product, inputs: DecisionInputs, annual_rate: Decimal) -> Schedule:
-    terms = product.terms(
+def schedule_terms(product: Product, inputs: DecisionInputs, annual_rate: Decimal) -> ScheduleTerms:
+    """The terms of the loan applied for, at `annual_rate` (limits are a rule, not an error)."""
+    return product.terms(
         inputs.amount_minor,
         inputs.business_date,
         annual_rate=annual_rate,
         term=inputs.term,
         enforce_limits=False,
     )
-    return build_schedule(terms)
 
 
-def first_instalment_minor(schedule: Schedule) -> int:
-    """The largest regular instalment (the last may absorb rounding or be a balloon)."""
-    rows = schedule.instalments
-    return max(row.total for row in (rows[:-1] or rows))
-
-
-def monthly_payment_minor(schedule: Schedule, start: date) -> int:
-    """What the loan costs a month on average over its term: all it asks for,
-    spread over the months to maturity. Weekly, monthly and bullet loans
-    compare alike against a monthly income (a weekly instalment does not)."""
-    days = max((schedule.maturity - start).days, 1)
+def monthly_payment_minor(total_minor: int, maturity: date, start: date) -> int:
+    """What the loan costs a month on average over its term: all its schedule
+    asks for, spread over the months to maturity. Weekly, monthly and bullet
+    loans compare alike against a monthly income (a weekly instalment does not)."""
+    days = max((maturity - start).days, 1)
     return int(
-        (Decimal(schedule.total) * 365 / (Decimal(days) * 12)).to_integral_value(ROUND_HALF_EVEN)
+        (Decimal(total_minor) * 365 / (Decimal(days) * 12)).to_integral_value(ROUND_HALF_EVEN)
     )
 
 
@@ -206,9 +205,15 @@ def decide(
 ) -> Decision:
     eligible = within_limits(product, inputs)
     stress = 0
+    stress_terms = None
     if eligible:
+        # The schedule's figures without its rows (`schedules.quote`): its
+        # total at the stress rate, and below its regular instalment at the
+        # priced rate; to the minor unit what the built schedule gives.
+        stress_terms = schedule_terms(product, inputs, product.interest.rate.max)
+        stressed = quote(stress_terms)
         stress = monthly_payment_minor(
-            _schedule(product, inputs, product.interest.rate.max), inputs.business_date
+            stressed.total_minor, stressed.maturity, inputs.business_date
         )
     facts = policy_facts(product, inputs, stress)
     hits = policy.eligibility(facts)
@@ -226,6 +231,10 @@ def decide(
     if challenger is not None:
         other = challenger.score(inputs.features)
         shadow = {"version": challenger.version, "score": other.score, "pd": str(other.pd)}
+    instalment = 0
+    if stress_terms is not None:
+        # The same terms but the rate (replace re-checks them).
+        instalment = quote_instalment(replace(stress_terms, annual_rate=rate)).instalment_minor
     income = inputs.monthly_income_minor
     return Decision(
         outcome=outcome,
@@ -234,9 +243,7 @@ def decide(
         pd=scored.pd,
         band=pricing.band,
         annual_rate=rate,
-        instalment_minor=first_instalment_minor(_schedule(product, inputs, rate))
-        if eligible
-        else 0,
+        instalment_minor=instalment,
         stress_payment_monthly_minor=stress,
         dti=_ratio(inputs.monthly_obligations_minor + stress, income),
         pti=_ratio(stress, income),

@@ -11,7 +11,12 @@ A policy is one JSON document with two GoRules JSON Decision Model (JDM) graphs:
 
 The version is the SHA-256 of the canonical document, so a stored decision
 names exactly the rules it ran. Graphs are compiled once per version and
-process. The document is validated when loaded (structure, hit policies,
+process, twice: by zen-engine, the reference, and into Python predicates
+(`risk.jdm`), which evaluate them without crossing into Rust and give
+zen-engine's result exactly (a differential test proves it). A table the
+Python compiler does not support, and facts a compiled cell cannot decide
+exactly (a float at a rule's boundary, a fact of an unexpected type), are
+evaluated by zen-engine; `Policy.compiled` says which tables run in Python. The document is validated when loaded (structure, hit policies,
 outputs, every rule's expressions compiled and evaluated once on a probe), so
 a table that does not parse is refused with the node and field named.
 """
@@ -30,6 +35,7 @@ from typing import Any, Final
 import zen
 
 from lendcore.errors import InvalidInput
+from lendcore.risk.jdm import CompiledTable, NeedsReference, Unsupported, compiled_graph
 
 POLICY_FORMAT: Final = "lendcore.policy/1"
 ACTIONS_ELIGIBILITY: Final = ("decline", "refer")
@@ -77,7 +83,9 @@ class Pricing:
 class Policy:
     """A validated policy document, compiled."""
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], *, compile_tables: bool = True) -> None:
+        """`compile_tables=False` keeps zen-engine for every table: the
+        reference, for differential tests and benchmarks."""
         self.document = _check_document(document)
         self.version = policy_version(self.document)
         self.name = str(self.document.get("name", "policy"))
@@ -87,10 +95,34 @@ class Policy:
             self._pricing = engine.create_decision(json.dumps(self.document["pricing"]))
         except Exception as exc:  # zen raises plain exceptions with its own messages
             raise PolicyInvalid(f"the policy's decision graphs do not compile: {exc}") from None
+        self._tables: dict[str, CompiledTable | Unsupported] = {
+            part: compiled_graph(self.document[part])
+            if compile_tables
+            else Unsupported("zen-engine asked for")
+            for part in ("eligibility", "pricing")
+        }
         _probe(self)
 
+    @property
+    def compiled(self) -> dict[str, str | None]:
+        """Per table: None when it runs as compiled Python, else why zen-engine runs it."""
+        return {
+            part: None if isinstance(table, CompiledTable) else str(table)
+            for part, table in self._tables.items()
+        }
+
+    def _evaluate(self, part: str, facts: Mapping[str, Any]) -> Any:
+        table = self._tables[part]
+        if isinstance(table, CompiledTable):
+            try:
+                return table.run(facts)
+            except NeedsReference:
+                pass  # zen-engine decides these facts
+        decision = self._eligibility if part == "eligibility" else self._pricing
+        return _evaluate(decision, facts, part)
+
     def eligibility(self, facts: Mapping[str, Any]) -> tuple[PolicyHit, ...]:
-        result = _evaluate(self._eligibility, facts, "eligibility")
+        result = self._evaluate("eligibility", facts)
         rows = result if isinstance(result, list) else [result] if result else []
         hits = []
         for row in rows:
@@ -103,7 +135,7 @@ class Policy:
         return tuple(hits)
 
     def pricing(self, score: int) -> Pricing:
-        row = _evaluate(self._pricing, {"score": score}, "pricing")
+        row = self._evaluate("pricing", {"score": score})
         if isinstance(row, list):
             row = row[0] if row else {}
         if not row:
