@@ -51,6 +51,10 @@ def test_training_writes_artifacts_reports_and_reason_codes(trained: Path) -> No
     assert len(report["calibration_test"]) >= 5
     assert report["psi_train_test"]["score"] < 0.1  # same population, split at random
     derived = {d["name"] for d in report["data"]["derived"]}
+    # All late payments together earn their place in the scorecard, computed by the
+    # scorer from the three counts an application supplies.
+    assert "times_late_total" in derived
+    assert "times_late_total" not in load_model(trained).features
     assert {b["characteristic"] for b in report["binning"]} == (
         set(report["data"]["features"]) | derived
     ) - {d["characteristic"] for d in report["dropped"]}

@@ -9,9 +9,9 @@ population stability index
     PSI = sum over bins of (actual - expected) * ln(actual / expected)
 
 with empty bins floored so that PSI stays finite: a training share at 0.0001, a
-recent share at half an application (0.5 / n, or 0.0001 if that is smaller), so
-that a bin left empty by a few dozen applications, as happens by chance, does
-not read as a shift by itself. Rule of thumb (and
+recent share at half an application (0.5 / n, or 0.0001 if that is smaller; at
+most the training share), so that a bin left empty by a few dozen applications,
+as happens by chance, does not read as a shift by itself. Rule of thumb (and
 the thresholds used here): below 0.10 stable, 0.10 to 0.25 watch, above 0.25 a
 shift that needs a look (the model may no longer fit the people applying).
 """
@@ -41,7 +41,10 @@ def psi(
     total = 0.0
     for e, a in zip(expected, actual, strict=True):
         e = max(e, SHARE_FLOOR)
-        a = max(a, actual_floor)
+        # An empty recent bin counts as `actual_floor`, or as the training share when
+        # that is smaller: no application where training had fewer than the floor
+        # says nothing.
+        a = max(a, min(actual_floor, e))
         total += (a - e) * math.log(a / e)
     return total
 
