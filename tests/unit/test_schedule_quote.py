@@ -63,6 +63,10 @@ def check(t: ScheduleTerms) -> str:
             quote(t)
         assume(False)
         raise AssertionError("unreachable")
+    # The same terms at the rate of another: built and kept, then taken as kept.
+    other = replace(t, annual_rate=t.annual_rate / 2 + Decimal("0.0123"))
+    for _ in range(2):
+        assert quote_instalment(other, annual_rate=t.annual_rate).instalment_minor == figures[0]
     whole = quote(t)
     assert (whole.instalment_minor, whole.total_minor, whole.maturity) == figures
     instalment = quote_instalment(t)

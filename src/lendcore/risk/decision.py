@@ -29,7 +29,7 @@ decision, to the last digit (`lendcore decision replay`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -166,7 +166,7 @@ def monthly_payment_minor(total_minor: int, maturity: date, start: date) -> int:
 
 
 def within_limits(product: Product, inputs: DecisionInputs) -> bool:
-    low, high = product.minor(product.principal.min), product.minor(product.principal.max)
+    low, high = _principal_limits_minor(product)
     return (
         inputs.currency == product.currency
         and low <= inputs.amount_minor <= high
@@ -174,8 +174,28 @@ def within_limits(product: Product, inputs: DecisionInputs) -> bool:
     )
 
 
-def policy_facts(product: Product, inputs: DecisionInputs, stress_minor: int) -> dict[str, Any]:
-    """The facts the eligibility table tests (names in risk.policy.FACTS)."""
+# A product's principal limits in minor units, by the product object (kept
+# here, so its id cannot be another's while the entry lives; products are
+# frozen). Bounded: past this many products the cache starts afresh.
+_LIMITS_MAX = 64
+_limits: dict[int, tuple[Product, int, int]] = {}
+
+
+def _principal_limits_minor(product: Product) -> tuple[int, int]:
+    entry = _limits.get(id(product))
+    if entry is None or entry[0] is not product:
+        low, high = product.minor(product.principal.min), product.minor(product.principal.max)
+        if len(_limits) >= _LIMITS_MAX:
+            _limits.clear()
+        entry = _limits[id(product)] = (product, low, high)
+    return entry[1], entry[2]
+
+
+def policy_facts(
+    product: Product, inputs: DecisionInputs, stress_minor: int, within: bool | None = None
+) -> dict[str, Any]:
+    """The facts the eligibility table tests (names in risk.policy.FACTS);
+    `within` is `within_limits(product, inputs)` when the caller has it."""
     income = inputs.monthly_income_minor
     after_product = inputs.product_book_minor + inputs.amount_minor
     after_total = inputs.total_book_minor + inputs.amount_minor
@@ -186,7 +206,7 @@ def policy_facts(product: Product, inputs: DecisionInputs, stress_minor: int) ->
         "employment_status": inputs.employment_status,
         "currency": inputs.currency,
         "product": inputs.product_code,
-        "within_product_limits": within_limits(product, inputs),
+        "within_product_limits": within_limits(product, inputs) if within is None else within,
         "dti": float(_ratio(inputs.monthly_obligations_minor + stress_minor, income)),
         "pti": float(_ratio(stress_minor, income)),
         "borrower_exposure_after_minor": inputs.borrower_exposure_minor + inputs.amount_minor,
@@ -215,7 +235,7 @@ def decide(
         stress = monthly_payment_minor(
             stressed.total_minor, stressed.maturity, inputs.business_date
         )
-    facts = policy_facts(product, inputs, stress)
+    facts = policy_facts(product, inputs, stress, eligible)
     hits = policy.eligibility(facts)
     scored: Scored = champion.score(inputs.features)
     pricing = policy.pricing(scored.score)
@@ -233,8 +253,8 @@ def decide(
         shadow = {"version": challenger.version, "score": other.score, "pd": str(other.pd)}
     instalment = 0
     if stress_terms is not None:
-        # The same terms but the rate (replace re-checks them).
-        instalment = quote_instalment(replace(stress_terms, annual_rate=rate)).instalment_minor
+        # The same terms at the priced rate.
+        instalment = quote_instalment(stress_terms, annual_rate=rate).instalment_minor
     income = inputs.monthly_income_minor
     return Decision(
         outcome=outcome,

@@ -41,6 +41,9 @@ POLICY_FORMAT: Final = "lendcore.policy/1"
 ACTIONS_ELIGIBILITY: Final = ("decline", "refer")
 ACTIONS_PRICING: Final = ("approve", "refer", "decline")
 DEFAULT_POLICY: Final = Path(__file__).with_name("policies") / "default.json"
+# Pricing rows kept per policy, one per whole score (a scorecard's scores span
+# a few hundred points): memory is bounded whatever scores come.
+PRICED_SCORES_MAX: Final = 4_096
 
 # The facts the eligibility table may test (computed by `decision.facts`).
 FACTS: Final = (
@@ -101,6 +104,7 @@ class Policy:
             else Unsupported("zen-engine asked for")
             for part in ("eligibility", "pricing")
         }
+        self._priced: dict[int, Pricing] = {}
         _probe(self)
 
     @property
@@ -135,6 +139,16 @@ class Policy:
         return tuple(hits)
 
     def pricing(self, score: int) -> Pricing:
+        """The pricing row for `score`; a whole score's is kept (a pure
+        function of the policy and the score, and scores are few)."""
+        kept = self._priced.get(score) if type(score) is int else None
+        if kept is None:
+            kept = self._price(score)
+            if type(score) is int and len(self._priced) < PRICED_SCORES_MAX:
+                self._priced[score] = kept
+        return kept
+
+    def _price(self, score: int) -> Pricing:
         row = self._evaluate("pricing", {"score": score})
         if isinstance(row, list):
             row = row[0] if row else {}

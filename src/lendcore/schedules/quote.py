@@ -44,8 +44,9 @@ How, for covered terms:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 from threading import Lock
 from typing import Final
@@ -120,16 +121,25 @@ def quote(t: ScheduleTerms) -> ScheduleQuote:
     return ScheduleQuote(instalment, total, shape.maturity, "recurrence")
 
 
-def quote_instalment(t: ScheduleTerms) -> InstalmentQuote:
+def quote_instalment(t: ScheduleTerms, annual_rate: Decimal | None = None) -> InstalmentQuote:
     """`quote(t).instalment_minor`, in closed form when the bound of the
-    module's docstring holds."""
-    if quote_gap(t) is None:
+    module's docstring holds. With `annual_rate`, of the same terms at that
+    rate (what `replace(t, annual_rate=...)` would give, without building and
+    checking new terms when this shape at this rate has been seen: it was
+    checked then)."""
+    rate = t.annual_rate if annual_rate is None else annual_rate
+    shape = _shapes.get(_key(t, rate)) if quote_gap(t) is None else None
+    if shape is None:
+        if rate != t.annual_rate:
+            t = replace(t, annual_rate=rate)
+        if quote_gap(t) is not None:
+            whole = quote(t)
+            return InstalmentQuote(whole.instalment_minor, whole.how)
         shape = _shape(t)
-        closed = _closed_form(t, shape)
-        if closed is not None:
-            return InstalmentQuote(closed, "closed form")
-    whole = quote(t)
-    return InstalmentQuote(whole.instalment_minor, whole.how)
+    closed = _closed_form(t, shape)
+    if closed is not None:
+        return InstalmentQuote(closed, "closed form")
+    return InstalmentQuote(_walk(t, shape)[0], "recurrence")
 
 
 def _from_build(t: ScheduleTerms, why: str) -> ScheduleQuote:
@@ -139,8 +149,9 @@ def _from_build(t: ScheduleTerms, why: str) -> ScheduleQuote:
     return ScheduleQuote(instalment, schedule.total, schedule.maturity, f"full build: {why}")
 
 
-def _shape(t: ScheduleTerms) -> _Shape:
-    key = (
+def _key(t: ScheduleTerms, annual_rate: Decimal) -> tuple[object, ...]:
+    """What a covered schedule's shape depends on: its dates and its rate."""
+    return (
         t.start,
         t.term,
         t.frequency,
@@ -150,8 +161,12 @@ def _shape(t: ScheduleTerms) -> _Shape:
         t.convention,
         t.day_count,
         t.interest_period,
-        t.annual_rate,
+        annual_rate,
     )
+
+
+def _shape(t: ScheduleTerms) -> _Shape:
+    key = _key(t, t.annual_rate)
     shape = _shapes.get(key)
     if shape is not None:
         return shape
@@ -177,7 +192,8 @@ def _annuity(t: ScheduleTerms, shape: _Shape) -> int:
 
 
 def _closed_form(t: ScheduleTerms, shape: _Shape) -> int | None:
-    """A + fee (see the module's docstring), or None when the bound does not hold."""
+    """A + fee (see the module's docstring), or None when the bound does not hold.
+    The rate is the shape's (`t`'s may be another: `quote_instalment`)."""
     principal, mode, fee = t.principal_minor, t.rounding, t.periodic_fee_minor
     first_n, first_d = shape.factors[0]
     first_interest = _round_ratio(principal * first_n, first_d, mode)
@@ -195,7 +211,7 @@ def _closed_form(t: ScheduleTerms, shape: _Shape) -> int | None:
 
 def _walk(t: ScheduleTerms, shape: _Shape) -> tuple[int, int]:
     """The rows as `build_schedule` computes them, as integers: (the largest
-    instalment but the last, the total)."""
+    instalment but the last, the total). The rate is the shape's."""
     outstanding, mode, fee = t.principal_minor, t.rounding, t.periodic_fee_minor
     half = mode in _HALF_MODES
     factors = shape.factors
