@@ -292,7 +292,8 @@ def loan_summary_doc(s: LoanSummary) -> dict[str, Any]:
 
 
 def loan_doc(v: LoanView) -> dict[str, Any]:
-    """A loan whole: contract, balances, arrears, schedule with paid and unpaid, history."""
+    """A loan whole: contract, balances, arrears, schedule with paid and unpaid, and a
+    page of its history with how each repayment in it was applied."""
     cur = v.currency
     st = v.state
 
@@ -367,6 +368,8 @@ def loan_doc(v: LoanView) -> dict[str, Any]:
             }
             for h in v.history
         ],
+        # Pass as the history cursor to read the events before this page.
+        "history_next_cursor": None if v.history_next is None else str(v.history_next),
         "allocations": [
             {
                 "seq": a.seq,
@@ -379,7 +382,7 @@ def loan_doc(v: LoanView) -> dict[str, Any]:
                 "overpayment": money(a.overpayment),
                 "recovery": money(a.recovery),
             }
-            for a in st.allocations
+            for a in v.allocations
         ],
         "ledger": {
             "positions": parts(st.positions),

@@ -73,7 +73,7 @@ def _print_loan(view: LoanView) -> None:
             style=style,
         )
     console.print(table)
-    history = Table(title="History")
+    history = Table(title="History (latest events)" if view.history_next else "History")
     for column in ("Seq", "Kind", "Value date", "Booked on", "Amount", "Entry", "By"):
         history.add_column(column)
     for h in view.history:
@@ -87,6 +87,8 @@ def _print_loan(view: LoanView) -> None:
             h.actor,
         )
     console.print(history)
+    if view.history_next is not None:
+        console.print(f"Older events: --history-cursor {view.history_next}")
 
 
 def _show(view: LoanView, json_out: bool) -> None:
@@ -210,9 +212,23 @@ def loan_write_off(
 
 @loan_app.command("show")
 @handles_errors
-def loan_show(ctx: typer.Context, loan_id: int, json_out: bool = JsonOption) -> None:
-    """The loan whole: balances, arrears, schedule with what is paid, history."""
-    _show(loan_service.get_loan(db(ctx), loan_id), json_out)
+def loan_show(
+    ctx: typer.Context,
+    loan_id: int,
+    history_cursor: int | None = typer.Option(
+        None, "--history-cursor", help="Show the events before this one (a previous page's cursor)."
+    ),
+    history_limit: int = typer.Option(
+        loan_service.HISTORY_PAGE_DEFAULT, "--history-limit", help="Events per history page."
+    ),
+    json_out: bool = JsonOption,
+) -> None:
+    """The loan whole: balances, arrears, schedule with what is paid, and its latest
+    events (older ones page by page with --history-cursor)."""
+    view = loan_service.get_loan(
+        db(ctx), loan_id, history_before=history_cursor, history_limit=history_limit
+    )
+    _show(view, json_out)
 
 
 @loan_app.command("list")

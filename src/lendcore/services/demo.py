@@ -181,7 +181,8 @@ def _borrower_pays(svc: Database, loan_id: int) -> int:
 
 def _backdated_and_bounced(svc: Database, loan_ids: list[int], today: date) -> int:
     """A payment found in the bank statement a week late, and a cheque that bounced."""
-    first = loans.get_loan(svc, loan_ids[0])
+    # The whole history (a read pages it): its first event is the disbursement.
+    first = loans.get_loan(svc, loan_ids[0], history_limit=loans.HISTORY_PAGE_MAX)
     if first.state.status.value != "active":
         return 0
     disbursed_on = first.history[0].value_date

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -98,8 +98,17 @@ class LoanPublic(BaseModel):
     closed_on: str | None
     written_off_on: str | None
     instalments: list[InstalmentPublic]
-    history: list[dict[str, Any]]
-    allocations: list[dict[str, Any]]
+    history: list[dict[str, Any]] = Field(
+        description="A page of the loan's events, oldest first: the latest ones, or "
+        "those before `history_cursor`."
+    )
+    history_next_cursor: str | None = Field(
+        description="Pass as `history_cursor` to read the events before this page; "
+        "null when the page starts at the first event."
+    )
+    allocations: list[dict[str, Any]] = Field(
+        description="How each repayment in `history` was applied."
+    )
     ledger: dict[str, dict[str, str]]
 
 
@@ -124,10 +133,27 @@ def list_loans(
     )
 
 
+HistoryCursor = Annotated[
+    str | None,
+    Query(
+        description="A previous read's history_next_cursor: the events before it.",
+        max_length=20,
+    ),
+]
+HistoryLimit = Annotated[int, Query(ge=1, le=loans.HISTORY_PAGE_MAX)]
+
+
 @router.get("/loans/{loan_id}", response_model=LoanPublic)
-def get_loan(loan_id: RecordId, db: ActingDb) -> LoanPublic:
-    """The loan whole: balances, arrears, schedule with paid and unpaid, history."""
-    return _loan(loans.get_loan(db, loan_id))
+def get_loan(
+    loan_id: RecordId,
+    db: ActingDb,
+    history_cursor: HistoryCursor = None,
+    history_limit: HistoryLimit = loans.HISTORY_PAGE_DEFAULT,
+) -> LoanPublic:
+    """The loan whole: balances, arrears, schedule with paid and unpaid, and a page
+    of its history (the latest events; older ones with `history_cursor`)."""
+    before = None if history_cursor is None else after_from(history_cursor)
+    return _loan(loans.get_loan(db, loan_id, history_before=before, history_limit=history_limit))
 
 
 @router.post("/loans/{loan_id}/disbursements", response_model=LoanPublic, status_code=201)
