@@ -87,6 +87,7 @@ class _Shape:
     period's exact interest per minor unit, as (numerator, denominator)."""
 
     factors: tuple[tuple[int, int], ...]
+    halves: tuple[tuple[int, int, int], ...]  # (2 numerator, 2 denominator, denominator)
     dearest: tuple[int, int]  # the largest factor of the rows after the first but the last
     maturity: date
     periodic_rate: Fraction
@@ -177,7 +178,13 @@ def _shape(t: ScheduleTerms) -> _Shape:
     ]
     factors = tuple((f.numerator, f.denominator) for f in exact)
     dearest = max(exact[1:-1] or [Fraction(0)])
-    shape = _Shape(factors, (dearest.numerator, dearest.denominator), spans[-1][1], t.periodic_rate)
+    shape = _Shape(
+        factors,
+        tuple((2 * n, 2 * d, d) for n, d in factors),
+        (dearest.numerator, dearest.denominator),
+        spans[-1][1],
+        t.periodic_rate,
+    )
     with _shapes_lock:
         if len(_shapes) >= SHAPES_MAX:
             _shapes.clear()
@@ -214,33 +221,32 @@ def _walk(t: ScheduleTerms, shape: _Shape) -> tuple[int, int]:
     instalment but the last, the total). The rate is the shape's."""
     outstanding, mode, fee = t.principal_minor, t.rounding, t.periodic_fee_minor
     half = mode in _HALF_MODES
-    factors = shape.factors
-    last = len(factors) - 1
+    last = len(shape.factors) - 1
     payment = _annuity(t, shape) if last else 0
-    largest = total = 0
-    for numerator, denominator in factors[:last]:
-        # The period's interest rounded as `_round_ratio` rounds it; inline
-        # for the common case (not a tie under a half mode), which every
-        # half mode rounds alike: the hot loop of a decision.
-        interest, remainder = divmod(outstanding * numerator, denominator)
-        if remainder:
-            if half and remainder + remainder != denominator:
-                interest += remainder + remainder > denominator
-            else:
-                interest = _round_ratio(outstanding * numerator, denominator, mode)
+    largest = interest_total = 0
+    for twice_numerator, twice_denominator, denominator in shape.halves[:last]:
+        # The period's interest as `_round_ratio` rounds it. Inline, the hot
+        # loop of a decision: floor(x + 1/2) is every half mode's rounding
+        # of x but at a tie (x + 1/2 whole), which `_round_ratio` decides,
+        # as it does every directed mode.
+        interest, remainder = divmod(outstanding * twice_numerator + denominator, twice_denominator)
+        if remainder == 0 or not half:
+            interest = _round_ratio(outstanding * twice_numerator, twice_denominator, mode)
         principal = payment - interest
         if principal < 0:
             principal = 0
         elif principal > outstanding:
             principal = outstanding
         outstanding -= principal
-        row = principal + interest + fee
-        total += row
-        if row > largest:
-            largest = row
-    numerator, denominator = factors[last]
-    row = outstanding + _round_ratio(outstanding * numerator, denominator, mode) + fee
-    return (largest if last else row), total + row
+        interest_total += interest
+        if principal + interest > largest:
+            largest = principal + interest
+    numerator, denominator = shape.factors[last]
+    interest = _round_ratio(outstanding * numerator, denominator, mode)
+    # Every row's principal adds up to the principal: the last row takes
+    # what the others left.
+    total = t.principal_minor + interest_total + interest + fee * len(shape.factors)
+    return (largest + fee if last else outstanding + interest + fee), total
 
 
 _HALF_MODES: Final = frozenset(
