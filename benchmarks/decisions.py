@@ -37,13 +37,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import zen
 from rich.console import Console
 from rich.table import Table
 
 from lendcore.risk.decision import DecisionInputs, decide, policy_facts, schedule_terms
 from lendcore.risk.jdm import CompiledTable, NeedsReference, compiled_graph
 from lendcore.risk.model import load_model
-from lendcore.risk.policy import Policy, default_policy_text, policy_from_text
+from lendcore.risk.policy import default_policy_text, policy_from_text
 from lendcore.schedules.engine import build_schedule
 from lendcore.schedules.quote import quote, quote_instalment
 from lendcore.services import applications, lender
@@ -130,12 +131,20 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
 
     product = example_product("consumer-annuity")
     policy = policy_from_text(default_policy_text())
-    reference = Policy(json.loads(default_policy_text()), compile_tables=False)
+    eligibility, pricing = (
+        compiled_graph(policy.document[part]) for part in ("eligibility", "pricing")
+    )
+    if not isinstance(eligibility, CompiledTable) or not isinstance(pricing, CompiledTable):
+        raise SystemExit(f"the default policy's tables do not compile: {policy.compiled}")
+    engine = zen.ZenEngine()
+    zen_eligibility = engine.create_decision(json.dumps(policy.document["eligibility"]))
+    zen_pricing = engine.create_decision(json.dumps(policy.document["pricing"]))
     card = load_model(DEMO_MODEL)
     sample = applications_sample(500 if quick else 5_000)
     stress_rate = product.interest.rate.max
     facts = [policy_facts(product, x, 50_000) for x in sample]
     scores = [card.score(x.features).score for x in sample]
+    score_facts = [{"score": score} for score in scores]
     stress_terms = [schedule_terms(product, x, stress_rate) for x in sample]
     priced_terms = [
         schedule_terms(product, x, policy.pricing(score).annual_rate)
@@ -146,10 +155,11 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
         "decide (rules + scorecard + pricing + schedule figures)": timed(
             lambda x: decide(x, product, policy, card), sample
         ),
-        "  eligibility table, compiled": timed(policy.eligibility, facts),
-        "  eligibility table, zen-engine": timed(reference.eligibility, facts),
-        "  pricing table, compiled": timed(policy.pricing, scores),
-        "  pricing table, zen-engine": timed(reference.pricing, scores),
+        "  eligibility table, compiled (Python)": timed(eligibility.run, facts),
+        "  eligibility table, zen-engine": timed(zen_eligibility.evaluate, facts),
+        "  pricing table, compiled (Python)": timed(pricing.run, score_facts),
+        "  pricing table, zen-engine": timed(zen_pricing.evaluate, score_facts),
+        "  pricing row of a score (kept per score)": timed(policy.pricing, scores),
         "  scorecard": timed(lambda x: card.score(x.features), sample),
         "  schedule terms (product.terms)": timed(
             lambda x: schedule_terms(product, x, stress_rate), sample
@@ -160,12 +170,9 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
             lambda n: build_schedule(stress_terms[n]), indexed[: len(indexed) // 5]
         ),
     }
-    eligibility = compiled_graph(policy.document["eligibility"])
     referred = 0
     for one in facts:
         try:
-            if not isinstance(eligibility, CompiledTable):
-                raise NeedsReference("not compiled")
             eligibility.run(one)
         except NeedsReference:
             referred += 1
