@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from lendcore.eod.kernel import ProductTable
 from lendcore.services import eod
-from lendcore.services.eod import BOOK_SCHEMA
+from lendcore.services.eod import SNAPSHOT_BOOK_SCHEMA
 from lendcore.servicing.replay import LoanStatus, resume
 from lendcore.store.database import open_database
 from tests.integration.db_compare import assert_same_state, read_state, verify_report
@@ -115,7 +115,7 @@ def _book_frame(size: int, seed: int) -> pl.DataFrame:
                 else AS_OF - timedelta(days=rng.randint(0, 60)),
             }
         )
-    return pl.DataFrame(rows, schema=BOOK_SCHEMA).sort("loan_id")
+    return pl.DataFrame(rows, schema=SNAPSHOT_BOOK_SCHEMA).sort("loan_id")
 
 
 PRODUCTS_BY_CODE = {p.code: p for p in PRODUCTS.values()}

@@ -54,6 +54,22 @@ def close_loans(
     loans, dues = frames_from_json(
         rows.select("loan_id", "product_code", "product_version", "snapshot_json")
     )
+    return close_frames(rows, loans, dues, settings, seconds, started=started)
+
+
+def close_frames(
+    rows: pl.DataFrame,
+    loans: pl.DataFrame,
+    dues: pl.DataFrame,
+    settings: DaySettings,
+    seconds: dict[str, float] | None = None,
+    *,
+    started: float | None = None,
+) -> pl.DataFrame:
+    """`close_loans` with the snapshots already decoded (`loans`, `dues`: the
+    kernel's frames, as `frames_from_json` gives them); `rows` as there, less
+    `snapshot_json`."""
+    started = time.perf_counter() if started is None else started
     state = close_day(loans, dues, settings.products, settings.as_of)
     posted = rows.select(
         "loan_id", pl.col("positions_json").str.json_decode(_POSTED).alias("p")

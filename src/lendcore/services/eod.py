@@ -35,12 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.engine import make_url
 
-from lendcore.eod.day import DELTA, DaySettings, close_loans
+from lendcore.eod.day import DELTA, DaySettings, close_frames, close_loans
 from lendcore.eod.kernel import ROLES, ProductTable
 from lendcore.errors import Conflict, InvalidInput, NotFound
 from lendcore.ifrs9.config import Ifrs9Config, PdSource, load_config
@@ -52,17 +50,18 @@ from lendcore.services import ledger
 from lendcore.services.business_date import move_business_date
 from lendcore.services.clock import current_business_date, utc_timestamp
 from lendcore.services.commands import command, note_result, query
+from lendcore.services.eod_image import BookImage, EodSnapshotMissing
 from lendcore.services.events import emit
 from lendcore.services.loans import postings_for
 from lendcore.services.products import product_on
 from lendcore.store.database import Database, normalise_url
+from lendcore.store.frames import insert_frame, read_frame, update_frame, upsert_frame
 from lendcore.store.schema import (
     delinquency_history,
     eod_runs,
     gl_drill,
     journal_entries,
     loan_provisions,
-    loans,
     postings,
     products,
     provision_movements,
@@ -72,7 +71,7 @@ from lendcore.store.schema import (
 RUN = "eod.run"
 READ_SLICE = 50_000
 CLOSE_SLICE = 100_000
-STEPS = ("read", "servicing", "provisioning", "post", "advance")
+STEPS = ("read", "servicing", "provisioning", "image", "post", "advance")
 
 
 class EodRunUnderWay(Conflict):
@@ -85,10 +84,6 @@ class EodDateInPast(InvalidInput):
 
 class EodProductMissing(Conflict):
     code = "EOD_PRODUCT_MISSING"
-
-
-class EodSnapshotMissing(Conflict):
-    code = "EOD_SNAPSHOT_MISSING"
 
 
 class DrillNotFound(NotFound):
@@ -191,21 +186,12 @@ class Book:
     pd_source: str
 
 
-_BOOK_COLUMNS = (
-    loans.c.id.label("loan_id"),
-    loans.c.product_code,
-    loans.c.product_version,
-    loans.c.currency,
-    loans.c.last_seq,
-    loans.c.days_past_due.label("dpd_before"),
-    loans.c.positions_json,
-    loans.c.snapshot_json,
-    loans.c.pd_origination,
-    loans.c.risk_band,
-    loans.c.forborne,
-    loan_provisions.c.stage.label("prev_stage"),
-    loan_provisions.c.qualifying_stage,
-    loan_provisions.c.qualifying_since,
+_BOOK_SQL = (
+    "SELECT l.id, l.product_code, l.product_version, l.currency, l.last_seq, "
+    "l.days_past_due, l.positions_json, l.pd_origination, l.risk_band, l.forborne, "
+    "p.stage, p.qualifying_stage, p.qualifying_since{snapshot}, l.snapshot_json IS NULL "
+    "FROM loans l LEFT JOIN loan_provisions p ON p.loan_id = l.id "
+    "WHERE l.status = 'active' ORDER BY l.id"
 )
 BOOK_SCHEMA: dict[str, Any] = {
     "loan_id": pl.Int64,
@@ -215,7 +201,6 @@ BOOK_SCHEMA: dict[str, Any] = {
     "last_seq": pl.Int64,
     "dpd_before": pl.Int32,
     "positions_json": pl.String,
-    "snapshot_json": pl.String,
     "pd_origination": pl.String,
     "risk_band": pl.String,
     "forborne": pl.Boolean,
@@ -223,22 +208,22 @@ BOOK_SCHEMA: dict[str, Any] = {
     "qualifying_stage": pl.Int8,
     "qualifying_since": pl.Date,
 }
+# With the snapshots, as the Spark engine reads the book.
+SNAPSHOT_BOOK_SCHEMA: dict[str, Any] = {**BOOK_SCHEMA, "snapshot_json": pl.String}
 
 
-def read_book(conn: Connection) -> Book:
-    result = conn.execute(
-        select(*_BOOK_COLUMNS)
-        .select_from(loans.outerjoin(loan_provisions, loan_provisions.c.loan_id == loans.c.id))
-        .where(loans.c.status == "active")
-        .order_by(loans.c.id)
-    )
-    # In slices, so the book is never held twice (as Python rows and as columns).
-    rows = pl.concat(
-        [
-            pl.DataFrame(part, schema=BOOK_SCHEMA, orient="row")
-            for part in result.partitions(READ_SLICE)
-        ]
-        or [pl.DataFrame(schema=BOOK_SCHEMA)]
+def read_book(conn: Connection, *, snapshots: bool = False) -> Book:
+    """The active book in loan order: each loan's keys, posted positions and
+    risk facts, and with `snapshots` its snapshot JSON too (the local engine
+    takes the decoded snapshots from the book's image instead)."""
+    schema = SNAPSHOT_BOOK_SCHEMA if snapshots else BOOK_SCHEMA
+    schema = {**schema, "no_snapshot": pl.Boolean}
+    rows = read_frame(
+        conn,
+        _BOOK_SQL.format(snapshot=", l.snapshot_json" if snapshots else ""),
+        (),
+        schema,
+        chunk=READ_SLICE,
     )
     keys = rows.select("product_code", "product_version").unique().rows()
     known = {
@@ -257,9 +242,10 @@ def read_book(conn: Connection) -> Book:
             product=code,
             version=version,
         )
-    if rows["snapshot_json"].null_count():
-        loan = rows.filter(pl.col("snapshot_json").is_null())["loan_id"][0]
+    if rows["no_snapshot"].any():
+        loan = rows.filter(pl.col("no_snapshot"))["loan_id"][0]
         raise EodSnapshotMissing(f"active loan {loan} has no servicing snapshot", loan_id=int(loan))
+    rows = rows.drop("no_snapshot")
     found = {key: product_on(conn, key[0], key[1]).product for key in sorted(keys)}
     config, matrix, source = _pd_source(conn, ifrs9_settings())
     return Book(
@@ -300,11 +286,19 @@ def _pd_source(
 
 
 def compute_day(
-    book: Book, as_of: date, engine: str, seconds: dict[str, float] | None = None
+    book: Book,
+    as_of: date,
+    engine: str,
+    seconds: dict[str, float] | None = None,
+    image: tuple[Connection, BookImage] | None = None,
 ) -> pl.DataFrame:
     """Every active loan at the end of `as_of` and its change to post, on the
-    chosen engine (the same function either way)."""
+    chosen engine (the same function either way). The snapshots come from the
+    book's rows (`read_book(..., snapshots=True)`) or, on the local engine,
+    from the book's `image`, read on its connection."""
     settings = DaySettings(as_of=as_of, products=book.table, ifrs9=book.ifrs9, matrix=book.matrix)
+    if image is not None and engine == "local":
+        return _close_from_image(book, settings, image, seconds)
     rows = book.rows.drop("currency", "last_seq", "dpd_before")
     if engine == "spark":
         from lendcore.eod.spark import run_partitioned
@@ -322,6 +316,32 @@ def compute_day(
                 seconds[step] = seconds.get(step, 0.0) + spent
     if not parts:
         return close_loans(rows, settings, seconds)
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _close_from_image(
+    book: Book,
+    settings: DaySettings,
+    image: tuple[Connection, BookImage],
+    seconds: dict[str, float] | None,
+) -> pl.DataFrame:
+    conn, frames = image
+    timing: dict[str, float] = {}
+    parts: list[pl.DataFrame] = []
+    for chunk in book.rows.iter_slices(CLOSE_SLICE):
+        started = time.perf_counter()
+        loans_, dues = frames.frames(conn, chunk)
+        read = time.perf_counter()
+        timing["image"] = timing.get("image", 0.0) + read - started
+        rows = chunk.drop("currency", "last_seq", "dpd_before")
+        parts.append(close_frames(rows, loans_, dues, settings, timing, started=read))
+        if seconds is not None:
+            for step, spent in timing.items():
+                seconds[step] = seconds.get(step, 0.0) + spent
+        timing.clear()
+    if not parts:
+        empty = book.rows.drop("currency", "last_seq", "dpd_before")
+        return close_frames(empty, *frames.frames(conn, book.rows), settings)
     return pl.concat(parts, how="vertical_relaxed")
 
 
@@ -344,6 +364,8 @@ class DayClose:
     loans_processed: int = 0
     loans_changed: int = 0
     loans_left_to_live_operations: int = 0
+    # Snapshots decoded tonight; the rest came from the book's image.
+    snapshots_decoded: int = 0
     interest_accrued_minor: dict[str, int] = field(default_factory=dict)  # per currency
     penalty_minor: dict[str, int] = field(default_factory=dict)
     fees_minor: dict[str, int] = field(default_factory=dict)
@@ -363,6 +385,7 @@ class DayClose:
             "loans_processed": self.loans_processed,
             "loans_changed": self.loans_changed,
             "loans_left_to_live_operations": self.loans_left_to_live_operations,
+            "snapshots_decoded": self.snapshots_decoded,
             "interest_accrued_minor": self.interest_accrued_minor,
             "penalty_minor": self.penalty_minor,
             "fees_minor": self.fees_minor,
@@ -407,28 +430,43 @@ def run_day(
             clock = now
             tick(step)
 
+        parts: dict[str, float] = {}
         with db.reading() as conn:
             today = current_business_date(conn)
-            book = read_book(conn)
-        lap("read")
-        parts: dict[str, float] = {}
-        closed = compute_day(book, today, engine, parts)
-        # The snapshots have served: free them before the write.
-        book = dataclasses.replace(book, rows=book.rows.drop("snapshot_json", "positions_json"))
+            book = read_book(conn, snapshots=engine == "spark")
+            lap("read")
+            # The local engine decodes only the snapshots its image lacks,
+            # read in the same snapshot of the database as the book.
+            image = BookImage.open(conn) if engine == "local" else None
+            closed = compute_day(
+                book, today, engine, parts, image=None if image is None else (conn, image)
+            )
+        # The snapshots and positions have served: free them before the write.
+        book = dataclasses.replace(
+            book, rows=book.rows.drop("snapshot_json", "positions_json", strict=False)
+        )
         lap("servicing")
-        if parts:  # the local engine times its two steps; Spark's run as one
-            seconds["servicing"] -= parts["provisioning"]
+        if parts:  # the local engine times its steps; Spark's run as one
+            seconds["servicing"] -= parts["provisioning"] + parts.get("image", 0.0)
             seconds["provisioning"] = parts["provisioning"]
+            seconds["read"] += parts.get("image", 0.0)
+        if image is not None and image.changed:
+            with db.transaction() as conn:
+                image.save(conn, today)
+        lap("image")
         close = DayClose(
-            business_date=today, engine=engine, seconds=seconds, pd_source=book.pd_source
+            business_date=today,
+            engine=engine,
+            seconds=seconds,
+            pd_source=book.pd_source,
+            snapshots_decoded=book.rows.height if image is None else image.decoded,
         )
         with db.transaction() as conn:
             if current_business_date(conn) != today:
                 raise EodRunUnderWay(
                     f"the business date moved from {today} while the day was being closed"
                 )
-            fresh = _unchanged(conn, book)
-            _post(conn, book, closed, fresh, today, close)
+            _post(conn, book, closed, today, close)
             lap("post")
             move_business_date(conn, today + timedelta(days=1))
             lap("advance")
@@ -447,33 +485,16 @@ def run_day(
         return close
 
 
-def _unchanged(conn: Connection, book: Book) -> pl.DataFrame:
-    """The loans read at the start whose events have not moved since: a loan a
-    live operation touched meanwhile has already been brought to today by it."""
-    query_ = select(loans.c.id, loans.c.last_seq, loans.c.status).where(loans.c.status == "active")
-    if conn.dialect.name == "postgresql":
-        query_ = query_.with_for_update()
-    now = pl.DataFrame(
-        list(conn.execute(query_)),
-        schema={"loan_id": pl.Int64, "last_seq_now": pl.Int64, "status_now": pl.String},
-        orient="row",
-    )
-    return (
-        book.rows.select("loan_id", "last_seq")
-        .join(now, on="loan_id", how="inner")
-        .filter(pl.col("last_seq") == pl.col("last_seq_now"))
-        .select("loan_id")
-    )
-
-
 def _post(
     conn: Connection,
     book: Book,
     closed: pl.DataFrame,
-    fresh: pl.DataFrame,
     today: date,
     close: DayClose,
 ) -> None:
+    # A loan a live operation touched since it was read has already been
+    # brought to today by it: it is left out of tonight's postings.
+    fresh = _save_loans(conn, book, closed, today)
     loans_now = closed.join(fresh, on="loan_id", how="semi")
     deltas = loans_now.select("loan_id", *[pl.col(f"{DELTA}{r}").alias(r) for r in ROLES])
     close.loans_processed = book.rows.height
@@ -523,7 +544,6 @@ def _post(
                 (pl.col("product_code") == key[0]) & (pl.col("product_version") == key[1])
             ),
         )
-    _save_loans(conn, loans_now, today)
     _provide(conn, book, loans_now, today, close)
     if (today + timedelta(days=1)).day == 1:
         _record_month_end(conn, today)
@@ -535,21 +555,16 @@ def _record_month_end(conn: Connection, today: date) -> None:
     (`closed`) or been written off (`default`)."""
     month = today.replace(day=1)
     last_month = (month - timedelta(days=1)).replace(day=1)
-    was_open = select(delinquency_history.c.loan_id).where(
-        (delinquency_history.c.month == last_month)
-        & delinquency_history.c.state.notin_(("default", "closed"))
-    )
-    rows = conn.execute(
-        select(loans.c.id, loans.c.status, loans.c.days_past_due).where(
-            (loans.c.status == "active")
-            | (loans.c.status.in_(("closed", "written-off")) & loans.c.id.in_(was_open))
-        )
-    ).all()
-    frame = pl.DataFrame(
-        [tuple(r) for r in rows],
-        schema={"loan_id": pl.Int64, "status": pl.String, "dpd": pl.Int32},
-        orient="row",
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    frame = read_frame(
+        conn,
+        "SELECT id, status, days_past_due FROM loans WHERE status = 'active' "
+        "OR (status IN ('closed', 'written-off') AND id IN (SELECT loan_id FROM "
+        f"delinquency_history WHERE month = {mark} AND state NOT IN ('default', 'closed')))",
+        (last_month.isoformat() if mark == "?" else last_month,),
+        {"loan_id": pl.Int64, "status": pl.String, "dpd": pl.Int32},
     ).select(
+        pl.lit(month).alias("month"),
         "loan_id",
         pl.when(pl.col("status") == "closed")
         .then(pl.lit("closed"))
@@ -558,11 +573,7 @@ def _record_month_end(conn: Connection, today: date) -> None:
         .otherwise(delinquency_state(pl.col("dpd")))
         .alias("state"),
     )
-    if not frame.is_empty():
-        conn.execute(
-            insert(delinquency_history),
-            [{"month": month, **r} for r in frame.to_dicts()],
-        )
+    insert_frame(conn, "delinquency_history", frame)
 
 
 # --- IFRS 9: the allowance moved to tonight's expected credit loss ----------------------------
@@ -589,22 +600,12 @@ def _provide(
     """Book the change in each product's loss allowance, keep each loan's stage
     and ECL, and record the day's movements and stage mix."""
     moved_by_live_operations = book.rows.join(loans_now, on="loan_id", how="anti")["loan_id"]
-    prev = pl.DataFrame(
-        list(
-            conn.execute(
-                select(
-                    loan_provisions.c.loan_id,
-                    loan_provisions.c.stage,
-                    loan_provisions.c.ecl_minor,
-                    loans.c.product_code,
-                    loans.c.product_version,
-                    loans.c.currency,
-                    loans.c.status,
-                ).select_from(loan_provisions.join(loans, loans.c.id == loan_provisions.c.loan_id))
-            )
-        ),
-        schema=_PREV_SCHEMA,
-        orient="row",
+    prev = read_frame(
+        conn,
+        "SELECT p.loan_id, p.stage, p.ecl_minor, l.product_code, l.product_version, "
+        "l.currency, l.status FROM loan_provisions p JOIN loans l ON l.id = p.loan_id",
+        (),
+        _PREV_SCHEMA,
     ).filter(~pl.col("loan_id").is_in(moved_by_live_operations.implode()))
     keys = book.rows.select("loan_id", "currency")
     still_open = loans_now.filter(pl.col("status") == "active").join(keys, on="loan_id")
@@ -655,16 +656,16 @@ def _provide(
         product = book.products.get((code, version)) or product_on(conn, code, version).product
         entry_id = _book_allowance(conn, product, version, total, today)
         close.entries.append(entry_id)
-        conn.execute(
-            insert(gl_drill),
-            [
-                {
-                    "entry_id": entry_id,
-                    "loan_id": loan_id,
-                    "deltas_json": json.dumps({"loss_allowance": delta}),
-                }
-                for loan_id, delta in part.select("loan_id", "delta").iter_rows()
-            ],
+        insert_frame(
+            conn,
+            "gl_drill",
+            part.select(
+                pl.lit(entry_id, dtype=pl.Int64).alias("entry_id"),
+                "loan_id",
+                pl.concat_str(
+                    pl.lit('{"loss_allowance": '), pl.col("delta").cast(pl.String), pl.lit("}")
+                ).alias("deltas_json"),
+            ),
         )
     close.stage_moves = (
         still_open.join(prev.select("loan_id", pl.col("stage").alias("was")), on="loan_id")
@@ -737,36 +738,21 @@ def _keep_provisions(
                 loan_provisions.c.loan_id.in_([int(i) for i in exits.to_list()])
             )
         )
-    rows = still_open.select(
-        "loan_id",
-        pl.lit(today).alias("business_date"),
-        "stage",
-        "qualifying_stage",
-        "qualifying_since",
-        pl.col("pd_now").round(6).cast(pl.String),
-        "exposure_minor",
-        "ecl_minor",
-    ).to_dicts()
-    if not rows:
-        return
-    upsert = (
-        postgresql_insert(loan_provisions)
-        if conn.dialect.name == "postgresql"
-        else sqlite_insert(loan_provisions)
+    upsert_frame(
+        conn,
+        "loan_provisions",
+        still_open.select(
+            "loan_id",
+            pl.lit(today).alias("business_date"),
+            "stage",
+            "qualifying_stage",
+            "qualifying_since",
+            pl.col("pd_now").round(6).cast(pl.String),
+            "exposure_minor",
+            "ecl_minor",
+        ),
+        key="loan_id",
     )
-    columns = (
-        "business_date",
-        "stage",
-        "qualifying_stage",
-        "qualifying_since",
-        "pd_now",
-        "exposure_minor",
-        "ecl_minor",
-    )
-    statement = upsert.on_conflict_do_update(
-        index_elements=["loan_id"], set_={c: upsert.excluded[c] for c in columns}
-    )
-    conn.execute(statement, rows)
 
 
 def _record_drill(conn: Connection, entry_id: int, rows: pl.DataFrame) -> None:
@@ -785,33 +771,26 @@ def _record_drill(conn: Connection, entry_id: int, rows: pl.DataFrame) -> None:
             pl.lit("{"), pl.concat_list(parts).list.drop_nulls().list.join(", "), pl.lit("}")
         ).alias("deltas_json"),
     )
-    conn.execute(insert(gl_drill), encoded.to_dicts())
+    insert_frame(conn, "gl_drill", encoded)
 
 
-def _save_loans(conn: Connection, state: pl.DataFrame, today: date) -> None:
-    rows = state.select(
-        pl.col("loan_id").alias("b_id"),
-        pl.col("status").alias("b_status"),
-        pl.col("principal").alias("b_principal"),
-        pl.col("overdue").alias("b_overdue"),
-        pl.col("days_past_due").alias("b_dpd"),
-        pl.struct(sorted(ROLES)).struct.json_encode().alias("b_positions"),
-    ).to_dicts()
-    if not rows:
-        return
-    conn.execute(
-        update(loans)
-        .where(loans.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            principal_outstanding_minor=bindparam("b_principal"),
-            overdue_minor=bindparam("b_overdue"),
-            days_past_due=bindparam("b_dpd"),
-            positions_json=bindparam("b_positions"),
-            state_as_of=today,
-        ),
-        rows,
+def _save_loans(conn: Connection, book: Book, closed: pl.DataFrame, today: date) -> pl.DataFrame:
+    """Write each loan's state at the end of the day, unless a live operation
+    moved its events (`last_seq`) since the book was read; returns the loans
+    written (`loan_id`)."""
+    frame = closed.select(
+        pl.col("loan_id").alias("id"),
+        "status",
+        pl.col("principal").alias("principal_outstanding_minor"),
+        pl.col("overdue").alias("overdue_minor"),
+        "days_past_due",
+        pl.struct(sorted(ROLES)).struct.json_encode().alias("positions_json"),
+        pl.lit(today).alias("state_as_of"),
+    ).join(book.rows.select(pl.col("loan_id").alias("id"), "last_seq"), on="id")
+    skipped = update_frame(
+        conn, "loans", frame, key="id", guard="last_seq", condition="{t}.status = 'active'"
     )
+    return closed.select("loan_id").filter(~pl.col("loan_id").is_in(skipped.implode()))
 
 
 # --- reading runs ----------------------------------------------------------------------------

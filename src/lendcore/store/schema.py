@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -820,4 +821,24 @@ delinquency_history = Table(
     Column("loan_id", Id, nullable=False),
     Column("state", String(8), nullable=False),
     PrimaryKeyConstraint("month", "loan_id"),
+)
+
+
+eod_image = Table(
+    "eod_image",
+    metadata,
+    # End of day's image of the decoded book: each active loan's snapshot as the
+    # kernel's columns (Parquet), valid for a loan while its `last_seq` is the
+    # one recorded here. A cache the database keeps, so it is consistent with
+    # the loans, travels with backups and can always be dropped: end of day
+    # decodes whatever the image lacks.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # base (whole slices) or delta (loans that moved)
+    Column("format", String(16), nullable=False),  # digest of the kernel's columns
+    Column("first_loan_id", Id, nullable=False),
+    Column("last_loan_id", Id, nullable=False),
+    Column("loans", Integer, nullable=False),
+    Column("written_on", Date, nullable=False),
+    Column("loans_body", LargeBinary, nullable=False),
+    Column("dues_body", LargeBinary, nullable=False),
 )
