@@ -56,6 +56,8 @@ class Counts:
     days_long: int = 1_000
     loans: int = 5
     reads_per_loan: int = 40
+    # Copies of each lived database on which every loan's next repayment is taken.
+    repayment_copies: int = 8
     backdated_runs: int = 10
 
 
@@ -66,6 +68,7 @@ QUICK = Counts(
     days_long=120,
     loans=2,
     reads_per_loan=10,
+    repayment_copies=2,
     backdated_runs=3,
 )
 
@@ -165,7 +168,9 @@ def measure_loans(counts: Counts) -> list[Row]:
     with Console(stderr=True).status(
         f"Living loans for 1 and {counts.days_long} days with daily accrual..."
     ):
-        found = loan_latency.measure_history(counts.days_long, counts.loans, counts.reads_per_loan)
+        found = loan_latency.measure_history(
+            counts.days_long, counts.loans, counts.reads_per_loan, counts.repayment_copies
+        )
     rows = [_row("loan on SQLite", case, figures) for case, figures in found.items()]
     for what in ("read", "next repayment"):
         young = found[f"{what} after 1 day"]["p50_ms"]
