@@ -49,13 +49,18 @@ def model_train(
     challenger: bool = typer.Option(
         True, "--challenger/--no-challenger", help="Also train LightGBM."
     ),
+    derived: bool = typer.Option(
+        True,
+        "--derived/--no-derived",
+        help="Add derived characteristics (all late payments, monthly debt payments).",
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Train a scorecard (optbinning) and a LightGBM challenger; write artifacts and reports."""
     from lendcore.risk.train import TrainConfig, train, write_outputs
 
     table = read_table(data, target=target, id_column=id_column)
-    config = TrainConfig(name=name, challenger=challenger)
+    config = TrainConfig(name=name, challenger=challenger, derived=derived)
     if json_out:
         result = train(table, config)
     else:
