@@ -116,6 +116,7 @@ def test_the_auditor_reads_everything_and_changes_nothing() -> None:
         "ledger.read",
         "ledger.verify",
         "loan.read",
+        "model.monitor",
         "model.read",
         "policy.read",
         "portfolio.read",
