@@ -87,8 +87,9 @@ CHUNK = 20_000
 PG_CONNECT_TIMEOUT_S = 3
 # Width of the table when stdout is not a terminal (Rich would use 80).
 TABLE_WIDTH_PIPED = 160
-STEPS = ("read", "servicing", "provisioning", "post", "advance")
+STEPS = ("read", "servicing", "provisioning", "image", "post", "advance")
 LOAN_COLUMNS = (
+    "id",
     "product_code",
     "product_version",
     "currency",
@@ -101,7 +102,6 @@ LOAN_COLUMNS = (
     "days_past_due",
     "state_as_of",
     "positions_json",
-    "snapshot_json",
     "last_seq",
     "pd_origination",
     "risk_band",
@@ -148,8 +148,9 @@ def example(name: str) -> Product:
 @dataclass(frozen=True)
 class Template:
     product: Product
-    row: tuple[Any, ...]  # LOAN_COLUMNS, as written
+    row: tuple[Any, ...]  # LOAN_COLUMNS but the id, as written
     positions: dict[str, int]
+    snapshot_json: str
 
 
 def templates(products: Sequence[Product], today: date, count: int, seed: int) -> list[Template]:
@@ -205,7 +206,6 @@ def templates(products: Sequence[Product], today: date, count: int, seed: int) -
             state.days_past_due,
             state.as_of.isoformat(),
             json.dumps(state.positions, sort_keys=True),
-            json.dumps(snapshot),
             len(events),
             str(round(rng.uniform(0.005, 0.12), 4)),
             rng.choice("ABC"),
@@ -214,7 +214,7 @@ def templates(products: Sequence[Product], today: date, count: int, seed: int) -
             today.isoformat(),
             utc_timestamp(),
         )
-        found.append(Template(product, row, state.positions))
+        found.append(Template(product, row, state.positions, json.dumps(snapshot)))
     return found
 
 
@@ -231,16 +231,23 @@ def build_book(url: str, size: int, template_count: int, seed: int) -> dict[str,
         totals: dict[str, dict[str, int]] = {}
         snapshot_bytes = 0
         for first in range(0, size, CHUNK):
-            rows = []
-            for _ in range(first, min(size, first + CHUNK)):
+            rows, snapshots = [], []
+            for loan_id in range(first + 1, min(size, first + CHUNK) + 1):
                 template = made[rng.randrange(len(made))]
-                rows.append(template.row)
-                snapshot_bytes += len(template.row[12])
+                rows.append((loan_id, *template.row))
+                snapshots.append((loan_id, template.snapshot_json))
+                snapshot_bytes += len(template.snapshot_json)
                 total = totals.setdefault(template.product.code, {})
                 for role, value in template.positions.items():
                     total[role] = total.get(role, 0) + value
             with db.transaction() as conn:
                 insert_rows(conn, "loans", LOAN_COLUMNS, rows)
+                insert_rows(conn, "loan_snapshots", ("loan_id", "snapshot_json"), snapshots)
+        if db.is_postgres:  # ids were given: the sequence follows them
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "SELECT setval(pg_get_serial_sequence('loans', 'id'), max(id)) FROM loans"
+                )
         for product in products:
             postings = postings_for(product, totals.get(product.code, {}))
             if postings:

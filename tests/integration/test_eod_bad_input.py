@@ -19,14 +19,14 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import delete, inspect, select, text, update
 from typer.testing import CliRunner
 
 from lendcore.cli import app
 from lendcore.errors import LendcoreError
 from lendcore.services import eod
 from lendcore.store.database import Database
-from lendcore.store.schema import audit_log, loans
+from lendcore.store.schema import audit_log, loan_snapshots, loans
 from tests.integration.db_compare import State, assert_same_state, read_state
 from tests.integration.eod_helpers import business_date, live_day, open_book
 
@@ -196,7 +196,8 @@ def test_an_active_loan_without_a_snapshot_stops_the_day(closed_book: Database) 
             .first()
         )
     assert loan_id is not None
-    _corrupt(db, loan_id, snapshot_json=None)
+    with db.transaction() as conn:  # lost: no command deletes a snapshot of an active loan
+        conn.execute(delete(loan_snapshots).where(loan_snapshots.c.loan_id == loan_id))
     err = refused_by_cli(db, "EOD_SNAPSHOT_MISSING", "eod", "run", audited=True)
     assert f"loan {loan_id}" in err
     refused_by_service(db, "EOD_SNAPSHOT_MISSING", lambda: eod.run_day(db), audited=True)

@@ -18,7 +18,7 @@ from lendcore.errors import InvalidInput
 from lendcore.services import approvals, business_date, loans
 from lendcore.servicing.replay import LoanContract, resume
 from lendcore.store.database import Database
-from lendcore.store.schema import loans as loans_table
+from lendcore.store.schema import loan_snapshots
 from tests.integration.loan_helpers import Lender, open_lender
 
 
@@ -39,7 +39,7 @@ def _assert_snapshot_is_the_full_replay(lender: Lender, loan_id: int) -> None:
     with lender.operator.reading() as conn:
         events = loans.events_of(conn, loan_id)
         stored = conn.execute(
-            select(loans_table.c.snapshot_json).where(loans_table.c.id == loan_id)
+            select(loan_snapshots.c.snapshot_json).where(loan_snapshots.c.loan_id == loan_id)
         ).scalar_one()
     full_state, _ = resume(contract, events, view.state.as_of, None, keep=False)
     assert view.state == full_state

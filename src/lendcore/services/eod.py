@@ -189,8 +189,9 @@ class Book:
 _BOOK_SQL = (
     "SELECT l.id, l.product_code, l.product_version, l.currency, l.last_seq, "
     "l.days_past_due, l.positions_json, l.pd_origination, l.risk_band, l.forborne, "
-    "p.stage, p.qualifying_stage, p.qualifying_since{snapshot}, l.snapshot_json IS NULL "
+    "p.stage, p.qualifying_stage, p.qualifying_since{snapshot}, s.loan_id IS NULL "
     "FROM loans l LEFT JOIN loan_provisions p ON p.loan_id = l.id "
+    "LEFT JOIN loan_snapshots s ON s.loan_id = l.id "
     "WHERE l.status = 'active' ORDER BY l.id"
 )
 BOOK_SCHEMA: dict[str, Any] = {
@@ -220,7 +221,7 @@ def read_book(conn: Connection, *, snapshots: bool = False) -> Book:
     schema = {**schema, "no_snapshot": pl.Boolean}
     rows = read_frame(
         conn,
-        _BOOK_SQL.format(snapshot=", l.snapshot_json" if snapshots else ""),
+        _BOOK_SQL.format(snapshot=", s.snapshot_json" if snapshots else ""),
         (),
         schema,
         chunk=READ_SLICE,

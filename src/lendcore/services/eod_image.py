@@ -30,7 +30,8 @@ from sqlalchemy import Connection, and_, delete, insert, select
 
 from lendcore.eod.kernel import DUE_SCHEMA, LOAN_SCHEMA, frames_from_json
 from lendcore.errors import Conflict
-from lendcore.store.schema import eod_image, loans
+from lendcore.store.frames import read_frame
+from lendcore.store.schema import eod_image
 
 IMAGE_LOAN_SCHEMA: dict[str, Any] = {"last_seq": pl.Int64, **LOAN_SCHEMA}
 # Parts written by another layout of the kernel's columns are not read.
@@ -193,13 +194,6 @@ class BookImage:
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
         if missing.is_empty():
             return pl.DataFrame(schema=IMAGE_LOAN_SCHEMA), pl.DataFrame(schema=DUE_SCHEMA)
-        columns = (
-            loans.c.id,
-            loans.c.product_code,
-            loans.c.product_version,
-            loans.c.last_seq,
-            loans.c.snapshot_json,
-        )
         schema = {
             "loan_id": pl.Int64,
             "product_code": pl.String,
@@ -207,36 +201,33 @@ class BookImage:
             "last_seq": pl.Int64,
             "snapshot_json": pl.String,
         }
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        select_ = (
+            "SELECT l.id, l.product_code, l.product_version, l.last_seq, s.snapshot_json "
+            "FROM loans l LEFT JOIN loan_snapshots s ON s.loan_id = l.id WHERE "
+        )
         ids = missing["loan_id"]
         if missing.height * 4 > slice_size:
             # Most of the slice: one range read, then keep the ones wanted.
-            found = pl.DataFrame(
-                list(
-                    conn.execute(
-                        select(*columns).where(
-                            loans.c.id.between(low, high) & (loans.c.status == "active")
-                        )
-                    )
-                ),
-                schema=schema,
-                orient="row",
+            found = read_frame(
+                conn,
+                select_ + f"l.id BETWEEN {mark} AND {mark} AND l.status = 'active'",
+                (low, high),
+                schema,
             ).join(missing.select("loan_id"), on="loan_id", how="semi")
         else:
-            chunks = [
-                pl.DataFrame(
-                    list(
-                        conn.execute(
-                            select(*columns).where(
-                                loans.c.id.in_([int(i) for i in ids[start : start + _IN_LIST]])
-                            )
-                        )
-                    ),
-                    schema=schema,
-                    orient="row",
+            found = pl.concat(
+                read_frame(
+                    conn,
+                    select_ + f"l.id IN ({', '.join([mark] * len(part))})",
+                    part,
+                    schema,
                 )
-                for start in range(0, ids.len(), _IN_LIST)
-            ]
-            found = pl.concat(chunks)
+                for part in (
+                    [int(i) for i in ids[start : start + _IN_LIST]]
+                    for start in range(0, ids.len(), _IN_LIST)
+                )
+            )
         if found["snapshot_json"].null_count():
             loan = int(found.filter(pl.col("snapshot_json").is_null())["loan_id"][0])
             raise EodSnapshotMissing(f"active loan {loan} has no servicing snapshot", loan_id=loan)

@@ -289,7 +289,11 @@ class _Loaded:
 
 # Prebuilt driver SQL (`?` marks; `_sql` adapts them): building a SQLAlchemy Core
 # statement costs more than SQLite spends running one of these.
-_LOAN_ROW_SQL = f"SELECT {', '.join(_LoanRow._fields)} FROM loans WHERE id = ?"
+_LOAN_ROW_SQL = (
+    "SELECT "
+    + ", ".join(f"s.{f}" if f == "snapshot_json" else f"l.{f}" for f in _LoanRow._fields)
+    + " FROM loans l LEFT JOIN loan_snapshots s ON s.loan_id = l.id WHERE l.id = ?"
+)
 _PRODUCT_DIGEST_SQL = "SELECT digest FROM products WHERE code = ? AND version = ?"
 _EVENTS_SQL = (
     "SELECT seq, kind, value_date, amount_minor, payload_json FROM loan_events"
@@ -316,7 +320,7 @@ def _to_date(value: date | str) -> date:
 
 def _load(conn: Connection, loan_id: int, *, lock: bool) -> _Loaded:
     """The loan's row, product and contract; its events only when asked (`_events`)."""
-    sql = _LOAN_ROW_SQL + (" FOR UPDATE" if lock and conn.dialect.name == "postgresql" else "")
+    sql = _LOAN_ROW_SQL + (" FOR UPDATE OF l" if lock and conn.dialect.name == "postgresql" else "")
     rows = run_now(conn, _sql(conn, sql), (loan_id,))
     if not rows:
         raise LoanNotFound(f"no loan {loan_id}", loan_id=loan_id)
@@ -471,10 +475,11 @@ def _save_summary(
     if last_seq is None:
         send_later(conn, _sql(conn, _UPDATE_SUMMARY_SQL), (*values, loan_id))
         return
-    snapshot_json = None if snapshot is None else json.dumps(snapshot)
-    send_later(
-        conn, _sql(conn, _UPDATE_SUMMARY_SNAPSHOT_SQL), (*values, last_seq, snapshot_json, loan_id)
-    )
+    send_later(conn, _sql(conn, _UPDATE_SUMMARY_SEQ_SQL), (*values, last_seq, loan_id))
+    if snapshot is None:
+        send_later(conn, _sql(conn, _DELETE_SNAPSHOT_SQL), (loan_id,))
+    else:
+        send_later(conn, _sql(conn, _SAVE_SNAPSHOT_SQL), (loan_id, json.dumps(snapshot)))
 
 
 _INSERT_EVENT_SQL = (
@@ -487,7 +492,12 @@ _SUMMARY_SET = (
     " days_past_due = ?, state_as_of = ?, positions_json = ?"
 )
 _UPDATE_SUMMARY_SQL = _SUMMARY_SET + " WHERE id = ?"
-_UPDATE_SUMMARY_SNAPSHOT_SQL = _SUMMARY_SET + ", last_seq = ?, snapshot_json = ? WHERE id = ?"
+_UPDATE_SUMMARY_SEQ_SQL = _SUMMARY_SET + ", last_seq = ? WHERE id = ?"
+_SAVE_SNAPSHOT_SQL = (
+    "INSERT INTO loan_snapshots (loan_id, snapshot_json) VALUES (?, ?)"
+    " ON CONFLICT (loan_id) DO UPDATE SET snapshot_json = excluded.snapshot_json"
+)
+_DELETE_SNAPSHOT_SQL = "DELETE FROM loan_snapshots WHERE loan_id = ?"
 
 
 def _date_param(conn: Connection, value: date) -> date | str:

@@ -408,7 +408,6 @@ loans = Table(
     Column("positions_json", Text, nullable=False),
     # The replay just after the loan's last event (servicing.replay.resume): the
     # next read or command starts there. A cache of the events, never the record.
-    Column("snapshot_json", Text, nullable=True),
     Column("last_seq", Integer, nullable=False),
     # Credit risk at booking (from the decision) and forbearance, for IFRS 9 staging.
     Column("pd_origination", String(32), nullable=True),
@@ -841,4 +840,16 @@ eod_image = Table(
     Column("written_on", Date, nullable=False),
     Column("loans_body", LargeBinary, nullable=False),
     Column("dues_body", LargeBinary, nullable=False),
+)
+
+
+loan_snapshots = Table(
+    "loan_snapshots",
+    metadata,
+    # A loan's replay just after its last event (servicing.replay.resume), where
+    # its next read or command starts. Written by the loan's commands only, and
+    # kept apart from the loan's row: end of day rewrites every row each night,
+    # and a row that carried its snapshot would be rewritten with it.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("snapshot_json", Text, nullable=False),
 )
