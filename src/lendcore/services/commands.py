@@ -18,15 +18,20 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from lendcore.audit import AuditRecord, canonical, record_hash, redact, to_plain
 from lendcore.auth.actors import Actor
 from lendcore.auth.permissions import PermissionDenied, authorize
 from lendcore.errors import LendcoreError
 from lendcore.services.clock import current_business_date, utc_timestamp
-from lendcore.store.database import Database, before_commit, no_before_commit
-from lendcore.store.schema import audit_chain_head, audit_log
+from lendcore.store.database import (
+    Database,
+    before_commit,
+    no_before_commit,
+    run_now,
+    send_later,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -70,12 +75,13 @@ def write_audit(
     error_code: str | None = None,
     result: dict[str, Any] | None = None,
 ) -> int:
-    """Append one record to the audit log and its chain, in the caller's transaction."""
-    head_seq, head_hash = conn.execute(
-        select(audit_chain_head.c.seq, audit_chain_head.c.record_hash)
-        .where(audit_chain_head.c.id == 1)
-        .with_for_update()
-    ).one()
+    """Append one record to the audit log and its chain, in the caller's transaction.
+
+    Prebuilt driver SQL (every command writes one): the head is read and locked,
+    the record and the new head are written with the commit (PostgreSQL) or at
+    once (SQLite)."""
+    postgres = conn.dialect.name == "postgresql"
+    ((head_seq, head_hash),) = run_now(conn, _HEAD_SQL_PG if postgres else _HEAD_SQL_SQLITE)
     record = AuditRecord(
         seq=int(head_seq) + 1,
         recorded_at=utc_timestamp(),
@@ -91,30 +97,39 @@ def write_audit(
         result_json=canonical(result or {}),
     )
     digest = record_hash(head_hash, record)
-    conn.execute(
-        insert(audit_log).values(
-            seq=record.seq,
-            recorded_at=record.recorded_at,
-            business_date=record.business_date,
-            actor=record.actor,
-            actor_kind=record.actor_kind,
-            roles=record.roles,
-            command=record.command,
-            request_id=record.request_id,
-            inputs_json=record.inputs_json,
-            outcome=record.outcome,
-            error_code=record.error_code,
-            result_json=record.result_json,
-            prev_hash=head_hash,
-            record_hash=digest,
-        )
+    mark = "%s" if postgres else "?"
+    send_later(
+        conn,
+        _INSERT_SQL.replace("?", mark),
+        (
+            record.seq,
+            record.recorded_at,
+            record.business_date if postgres else record.business_date.isoformat(),
+            record.actor,
+            record.actor_kind,
+            record.roles,
+            record.command,
+            record.request_id,
+            record.inputs_json,
+            record.outcome,
+            record.error_code,
+            record.result_json,
+            head_hash,
+            digest,
+        ),
     )
-    conn.execute(
-        update(audit_chain_head)
-        .where(audit_chain_head.c.id == 1)
-        .values(seq=record.seq, record_hash=digest)
-    )
+    send_later(conn, _HEAD_UPDATE_SQL.replace("?", mark), (record.seq, digest))
     return record.seq
+
+
+_HEAD_SQL_SQLITE = "SELECT seq, record_hash FROM audit_chain_head WHERE id = 1"
+_HEAD_SQL_PG = _HEAD_SQL_SQLITE + " FOR UPDATE"
+_INSERT_SQL = (
+    "INSERT INTO audit_log (seq, recorded_at, business_date, actor, actor_kind, roles,"
+    " command, request_id, inputs_json, outcome, error_code, result_json, prev_hash,"
+    " record_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HEAD_UPDATE_SQL = "UPDATE audit_chain_head SET seq = ?, record_hash = ? WHERE id = 1"
 
 
 def _record_alone(db: Database, running: _Running, outcome: str, error_code: str | None) -> None:
