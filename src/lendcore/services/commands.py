@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -98,36 +98,21 @@ def write_audit(
     )
     digest = record_hash(head_hash, record)
     mark = "%s" if postgres else "?"
-    send_later(
-        conn,
-        _INSERT_SQL.replace("?", mark),
-        (
-            record.seq,
-            record.recorded_at,
-            record.business_date if postgres else record.business_date.isoformat(),
-            record.actor,
-            record.actor_kind,
-            record.roles,
-            record.command,
-            record.request_id,
-            record.inputs_json,
-            record.outcome,
-            record.error_code,
-            record.result_json,
-            head_hash,
-            digest,
-        ),
-    )
+    row = [getattr(record, name) for name in _RECORD_COLUMNS]
+    if not postgres:  # SQLite keeps dates as ISO text
+        row[_RECORD_COLUMNS.index("business_date")] = record.business_date.isoformat()
+    send_later(conn, _INSERT_SQL.replace("?", mark), (*row, head_hash, digest))
     send_later(conn, _HEAD_UPDATE_SQL.replace("?", mark), (record.seq, digest))
     return record.seq
 
 
 _HEAD_SQL_SQLITE = "SELECT seq, record_hash FROM audit_chain_head WHERE id = 1"
 _HEAD_SQL_PG = _HEAD_SQL_SQLITE + " FOR UPDATE"
+# The record's fields are audit_log's columns of the same names, then the two hashes.
+_RECORD_COLUMNS = tuple(f.name for f in fields(AuditRecord))
 _INSERT_SQL = (
-    "INSERT INTO audit_log (seq, recorded_at, business_date, actor, actor_kind, roles,"
-    " command, request_id, inputs_json, outcome, error_code, result_json, prev_hash,"
-    " record_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO audit_log ({', '.join(_RECORD_COLUMNS)}, prev_hash, record_hash)"
+    f" VALUES ({', '.join(['?'] * (len(_RECORD_COLUMNS) + 2))})"
 )
 _HEAD_UPDATE_SQL = "UPDATE audit_chain_head SET seq = ?, record_hash = ? WHERE id = 1"
 
