@@ -417,10 +417,17 @@ COMPILED_FACTS: dict[str, Any] = {
             lambda t: t["outputs"].append({"id": "x", "name": "x", "field": "a.b"}),
             "name",
         ),
+        ("pricing", lambda t: t.update(passThrough=True), "settings"),
+        ("eligibility", "schema", "inputNode"),
     ],
 )
 def test_a_table_that_does_not_compile_runs_on_zen_engine(part: str, change: Any, why: str) -> None:
-    document = policy_with(part, change)
+    if change == "schema":  # the request node checks the facts against a JSON schema
+        document: dict[str, Any] = json.loads(default_policy_text())
+        schema = {"type": "object", "properties": {"age_years": {"type": "integer"}}}
+        document[part]["nodes"][0]["content"]["schema"] = json.dumps(schema)
+    else:
+        document = policy_with(part, change)
     policy = Policy(document)
     reason = policy.compiled[part]
     assert reason is not None and why in reason

@@ -48,7 +48,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from threading import Lock
 from typing import Any, Final
 
 import zen
@@ -126,17 +126,28 @@ def canonical_text(graph: Mapping[str, Any]) -> str:
 
 def compiled_graph(graph: Mapping[str, Any]) -> CompiledTable | Unsupported:
     """The compiled table of `graph` (or why it does not compile), once per
-    content: keyed by the SHA-256 of its canonical JSON."""
+    content: kept by the SHA-256 of its canonical JSON (a policy's version
+    is the same hash of the whole document)."""
     text = canonical_text(graph)
-    return _compiled(hashlib.sha256(text.encode()).hexdigest(), text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    compiled = _by_digest.get(digest)
+    if compiled is None:
+        try:
+            compiled = compile_graph(json.loads(text))
+        except Unsupported as reason:
+            compiled = reason.with_traceback(None)
+        with _by_digest_lock:
+            if len(_by_digest) >= COMPILED_MAX:
+                _by_digest.clear()
+            _by_digest[digest] = compiled
+    return compiled
 
 
-@lru_cache(maxsize=128)
-def _compiled(digest: str, text: str) -> CompiledTable | Unsupported:
-    try:
-        return compile_graph(json.loads(text))
-    except Unsupported as reason:
-        return reason
+# Compiled tables kept (policies are versioned documents: a process sees a
+# few); past this the cache starts afresh, so memory is bounded.
+COMPILED_MAX: Final = 128
+_by_digest: dict[str, CompiledTable | Unsupported] = {}
+_by_digest_lock = Lock()
 
 
 def compile_graph(graph: Mapping[str, Any]) -> CompiledTable:
@@ -188,6 +199,11 @@ def _the_table(graph: Mapping[str, Any]) -> Mapping[str, Any]:
         if not isinstance(node, Mapping):
             raise Unsupported("a node is not an object")
         kinds[node.get("id")] = node.get("type")
+        if node.get("type") in ("inputNode", "outputNode") and any(
+            value not in ("", None, {}) for value in dict(node.get("content") or {}).values()
+        ):
+            # zen-engine may validate the facts or the result against a schema.
+            raise Unsupported(f"{node.get('type')} settings {node.get('content')!r}")
     by_kind = sorted(str(kind) for kind in kinds.values())
     if len(kinds) != len(nodes) or by_kind != ["decisionTableNode", "inputNode", "outputNode"]:
         raise Unsupported(f"nodes {by_kind}: expected request, one decision table, response")

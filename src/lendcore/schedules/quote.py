@@ -67,9 +67,8 @@ SHAPES_MAX: Final = 512
 
 @dataclass(frozen=True, slots=True)
 class ScheduleQuote:
-    instalment_minor: (
-        int  # the largest instalment but the last (the only one of a one-row schedule)
-    )
+    # The largest instalment but the last (the only one of a one-row schedule).
+    instalment_minor: int
     total_minor: int  # principal + interest + fees of all rows
     maturity: date
     how: str  # "recurrence" or "full build: <why>"
