@@ -90,25 +90,35 @@ def measure_history(
     daily accrual: `reads` reads of each loan, and each loan's next instalment
     paid once on each of `copies` copies of the database file (a fresh operation
     each time, so none measures another's event; the copies give more samples
-    of the same operation without living the loans again). Needs 2 loans or more."""
+    of the same operation without living the loans again). Needs 2 loans or more.
+
+    Both books are lived first, then measured in alternation (a round of reads
+    of every loan of each, a copy of each): the figures are compared as a
+    ratio, and a change in the machine's load then touches both alike."""
     results: dict[str, dict[str, float]] = {}
-    for label, days in (("1 day", 1), (f"{days_long} days", days_long)):
-        with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as young, tempfile.TemporaryDirectory() as old:
+        cases: dict[str, tuple[Path, Lender, list[int]]] = {}
+        for label, days, directory in (("1 day", 1, young), (f"{days_long} days", days_long, old)):
             bank = open_lender(Path(directory))
-            ids = live_loans(bank, loans_count, days)
-            svc = bank.servicing
-            read_samples: list[float] = []
+            cases[label] = (Path(directory), bank, live_loans(bank, loans_count, days))
+        read_samples: dict[str, list[float]] = {label: [] for label in cases}
+        for _directory, bank, ids in cases.values():
             for loan_id in ids:
-                loans.get_loan(svc, loan_id)  # warm the product and terms caches
-                read_samples += latency_ms(
-                    lambda svc=svc, loan_id=loan_id: loans.get_loan(svc, loan_id), reads
-                )
+                loans.get_loan(bank.servicing, loan_id)  # warm the product and terms caches
+        for _ in range(reads):
+            for label, (_directory, bank, ids) in cases.items():
+                for loan_id in ids:
+                    read = partial(loans.get_loan, bank.servicing, loan_id)
+                    read_samples[label] += latency_ms(read, 1)
+        for _directory, bank, _ids in cases.values():
             bank.db.dispose()
-            pay_samples: list[float] = []
-            for copy in range(copies):
-                pay_samples += _next_repayments(Path(directory), copy, bank.staff, ids)
-            results[f"read after {label}"] = summary(read_samples)
-            results[f"next repayment after {label}"] = summary(pay_samples)
+        pay_samples: dict[str, list[float]] = {label: [] for label in cases}
+        for copy in range(copies):
+            for label, (directory, bank, ids) in cases.items():
+                pay_samples[label] += _next_repayments(directory, copy, bank.staff, ids)
+        for label in cases:
+            results[f"read after {label}"] = summary(read_samples[label])
+            results[f"next repayment after {label}"] = summary(pay_samples[label])
     return results
 
 

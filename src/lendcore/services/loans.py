@@ -54,7 +54,7 @@ from lendcore.store.schema import accounts, loan_events, loans
 
 PAGE_SIZE_MAX = 500
 # A loan's read shows its latest events; older ones come page by page (a cursor).
-HISTORY_PAGE_DEFAULT = 20
+HISTORY_PAGE_DEFAULT = 10
 HISTORY_PAGE_MAX = 500
 WRITE_OFF = "loan.write_off"
 RESCHEDULE = "loan.reschedule"
