@@ -69,7 +69,6 @@ from lendcore.store.schema import (
 )
 
 RUN = "eod.run"
-READ_SLICE = 50_000
 CLOSE_SLICE = 100_000
 STEPS = ("read", "servicing", "provisioning", "image", "post", "advance")
 
@@ -187,9 +186,10 @@ class Book:
 
 
 _BOOK_SQL = (
-    "SELECT l.id, l.product_code, l.product_version, l.currency, l.last_seq, "
-    "l.days_past_due, l.positions_json, l.pd_origination, l.risk_band, l.forborne, "
-    "p.stage, p.qualifying_stage, p.qualifying_since{snapshot}, s.loan_id IS NULL "
+    "SELECT l.id AS loan_id, l.product_code, l.product_version, l.currency, l.last_seq, "
+    "l.days_past_due AS dpd_before, l.positions_json, l.pd_origination, l.risk_band, "
+    "l.forborne, p.stage AS prev_stage, p.qualifying_stage, p.qualifying_since{snapshot}, "
+    "s.loan_id IS NULL AS no_snapshot "
     "FROM loans l LEFT JOIN loan_provisions p ON p.loan_id = l.id "
     "LEFT JOIN loan_snapshots s ON s.loan_id = l.id "
     "WHERE l.status = 'active' ORDER BY l.id"
@@ -224,7 +224,6 @@ def read_book(conn: Connection, *, snapshots: bool = False) -> Book:
         _BOOK_SQL.format(snapshot=", s.snapshot_json" if snapshots else ""),
         (),
         schema,
-        chunk=READ_SLICE,
     )
     keys = rows.select("product_code", "product_version").unique().rows()
     known = {
@@ -559,7 +558,7 @@ def _record_month_end(conn: Connection, today: date) -> None:
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
     frame = read_frame(
         conn,
-        "SELECT id, status, days_past_due FROM loans WHERE status = 'active' "
+        "SELECT id AS loan_id, status, days_past_due AS dpd FROM loans WHERE status = 'active' "
         "OR (status IN ('closed', 'written-off') AND id IN (SELECT loan_id FROM "
         f"delinquency_history WHERE month = {mark} AND state NOT IN ('default', 'closed')))",
         (last_month.isoformat() if mark == "?" else last_month,),
@@ -604,7 +603,8 @@ def _provide(
     prev = read_frame(
         conn,
         "SELECT p.loan_id, p.stage, p.ecl_minor, l.product_code, l.product_version, "
-        "l.currency, l.status FROM loan_provisions p JOIN loans l ON l.id = p.loan_id",
+        "l.currency, l.status AS status_now FROM loan_provisions p JOIN loans l "
+        "ON l.id = p.loan_id",
         (),
         _PREV_SCHEMA,
     ).filter(~pl.col("loan_id").is_in(moved_by_live_operations.implode()))

@@ -203,7 +203,8 @@ class BookImage:
         }
         mark = "?" if conn.dialect.name == "sqlite" else "%s"
         select_ = (
-            "SELECT l.id, l.product_code, l.product_version, l.last_seq, s.snapshot_json "
+            "SELECT l.id AS loan_id, l.product_code, l.product_version, l.last_seq, "
+            "s.snapshot_json "
             "FROM loans l LEFT JOIN loan_snapshots s ON s.loan_id = l.id WHERE "
         )
         ids = missing["loan_id"]

@@ -10,6 +10,7 @@ applies. Dates travel as ISO 8601 text and every value keeps its column's type.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,9 @@ from lendcore.store.database import (
 )
 
 _COPY_CHUNK = 8 * 2**20  # bytes of CSV per write to the COPY stream
+# Field separator of SQLite's joined rows: JSON escapes control characters,
+# and no other text the book holds has one.
+_UNIT = "\x1f"
 
 
 def _portable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -32,43 +36,65 @@ def _portable(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_frame(
-    conn: Connection,
-    sql: str,
-    params: Sequence[Any],
-    schema: dict[str, Any],
-    *,
-    chunk: int = 100_000,
+    conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any]
 ) -> pl.DataFrame:
-    """The rows of a query in the driver's placeholders (`?` on SQLite, `%s` on
-    PostgreSQL), as a frame of `schema`, built `chunk` rows at a time (the rows
-    are never all held as Python objects)."""
+    """The rows of a query as a frame of `schema`, whose names the query's
+    columns carry. Placeholders are the driver's (`?` on SQLite, `%s` on
+    PostgreSQL).
+
+    The rows never become Python objects one value at a time: SQLite joins
+    them into one text (`group_concat`) and PostgreSQL sends them as CSV
+    (`COPY ... TO STDOUT`), and Polars parses the text."""
     flush_queued(conn)
-    note_statement(sql)
-    # SQLite hands dates over as ISO text and booleans as 0 and 1.
-    wire = schema
-    if conn.dialect.name == "sqlite":
-        wire = {
-            name: pl.String if dtype == pl.Date else pl.Int8 if dtype == pl.Boolean else dtype
-            for name, dtype in schema.items()
-        }
+    names = list(schema)
     raw = driver_connection(conn)
-    parts = [pl.DataFrame(schema=wire)]
-    with driver_errors(conn, sql):
-        cursor = raw.cursor()
-        try:
-            cursor.execute(sql, tuple(params))
-            while rows := cursor.fetchmany(chunk):
-                parts.append(pl.DataFrame(rows, schema=wire, orient="row"))
-        finally:
-            cursor.close()
-    frame = pl.concat(parts)
-    if wire is schema:
-        return frame
-    return frame.with_columns(
-        pl.col(name).str.to_date() if dtype == pl.Date else pl.col(name).cast(dtype)
-        for name, dtype in schema.items()
-        if wire[name] != dtype
+    if conn.dialect.name == "sqlite":
+        fields = " || char(31) || ".join(f"coalesce(CAST(q.{n} AS TEXT), '')" for n in names)
+        wrapped = f"SELECT group_concat({fields}, char(10)) FROM ({sql}) AS q"
+        note_statement(wrapped)
+        with driver_errors(conn, wrapped):
+            text = raw.execute(wrapped, tuple(params)).fetchone()[0]
+        data = b"" if text is None else text.encode()
+        separator, quote = _UNIT, None
+        # SQLite's text of a boolean is 0 or 1.
+        wire = {n: pl.Int8 if t == pl.Boolean else t for n, t in schema.items()}
+    else:
+        copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+        note_statement(copy_sql)
+        buffer = bytearray()
+        with (
+            driver_errors(conn, copy_sql),
+            raw.cursor() as cursor,
+            cursor.copy(copy_sql, tuple(params) or None) as copy,
+        ):
+            for block in copy:
+                buffer += block
+        data = bytes(buffer)
+        separator, quote = ",", '"'
+        # PostgreSQL's CSV writes a boolean as t or f.
+        wire = {n: pl.String if t == pl.Boolean else t for n, t in schema.items()}
+    wire = {n: pl.String if t == pl.Date else t for n, t in wire.items()}
+    if not data:
+        return pl.DataFrame(schema=schema)
+    frame = pl.read_csv(
+        io.BytesIO(data),
+        has_header=False,
+        new_columns=names,
+        separator=separator,
+        quote_char=quote,
+        schema=wire,
     )
+    return frame.with_columns(
+        _from_wire(pl.col(n), wire[n], t) for n, t in schema.items() if wire[n] != t
+    )
+
+
+def _from_wire(column: pl.Expr, wire: Any, dtype: Any) -> pl.Expr:
+    if dtype == pl.Date:
+        return column.str.to_date("%Y-%m-%d")
+    if wire == pl.String:  # a PostgreSQL boolean
+        return column == "t"
+    return column.cast(dtype)
 
 
 def _copy(conn: Connection, table: str, frame: pl.DataFrame) -> None:
@@ -171,7 +197,8 @@ def update_frame(
     if guard or condition != "TRUE":
         held = read_frame(
             conn,
-            f"SELECT {key}, {guard or key} FROM {table} WHERE {condition.format(t=table)}",
+            f"SELECT {key}, {guard or key} AS {guard or key}_now FROM {table} "
+            f"WHERE {condition.format(t=table)}",
             (),
             {key: frame.schema[key], f"{guard or key}_now": frame.schema[guard or key]},
         )
