@@ -879,6 +879,10 @@ _HISTORY_BEFORE_SQL = (
 )
 
 
+# A stored payload is json.dumps' output: raw_decode skips json.loads' checks.
+_decode_json = json.JSONDecoder().raw_decode
+
+
 def _history_page(
     conn: Connection, loan_id: int, before: int | None, limit: int
 ) -> tuple[tuple[LoanRecord, ...], int | None]:
@@ -901,7 +905,7 @@ def _history_page(
             value_date=_to_date(value_date),
             business_date=_to_date(business_date),
             amount_minor=amount,
-            payload=json.loads(payload_json),
+            payload=_decode_json(payload_json)[0],
             entry_id=entry_id,
             actor=actor,
             created_at=created_at,

@@ -221,10 +221,19 @@ class _Replay:
             return
         if self.penalty_rate and self.written_off_on is None:
             day_count = self.product.interest.day_count
+            principal = Component.PRINCIPAL
             for due in self.dues[: self.fallen]:
-                overdue_principal = due.unpaid(Component.PRINCIPAL)
+                # due.unpaid(principal), inline: a read runs this for every fallen instalment.
+                overdue_principal = (
+                    due.principal
+                    - due.paid[principal]
+                    - due.waived[principal]
+                    - due.written_off[principal]
+                )
+                if overdue_principal <= 0:
+                    continue
                 start = max(self.clock, due.due_date)
-                if overdue_principal > 0 and to > start:
+                if to > start:
                     due.penalty_exact += (
                         overdue_principal * self.penalty_rate * year_fraction(start, to, day_count)
                     )
