@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from lendcore.eod.kernel import ROLES
 from lendcore.services import eod
@@ -171,3 +172,45 @@ def test_a_product_whose_last_loan_is_repaid_has_its_allowance_released(db: Data
     close = eod.run_day(book.servicing)
     assert ledger.account_balance(db, allowance).posted == 0
     assert close.ecl_change_minor["USD"] < 0
+
+
+def test_each_summarised_entry_drills_down_to_the_loans_that_make_it(db: Database) -> None:
+    """`gl drill`: the loans' parts of an end-of-day entry, per role, put through
+    the product's accounting give exactly the entry's postings."""
+    from lendcore.services.loans import postings_for
+    from lendcore.store.schema import accounts, gl_drill, postings
+
+    book = open_book(db, 12, seed=47)
+    rng = random.Random(48)
+    for _ in range(3):
+        live_day(book, rng, per_day=3)
+        eod.run_day(book.servicing)
+    with db.reading() as conn:
+        entries = conn.execute(select(gl_drill.c.entry_id)).scalars().all()
+        booked = {
+            e: sorted(
+                tuple(r)
+                for r in conn.execute(
+                    select(accounts.c.code, postings.c.side, postings.c.amount_minor)
+                    .join(accounts, accounts.c.id == postings.c.account_id)
+                    .where(postings.c.entry_id == e)
+                )
+            )
+            for e in entries
+        }
+    assert len(entries) >= 6  # accruals and allowance moves, per product and night
+    for entry_id in entries:
+        head, lines = eod.drill(db, entry_id)
+        assert lines and all(line.deltas for line in lines)
+        totals: dict[str, int] = {}
+        for line in lines:
+            for role, amount in line.deltas.items():
+                totals[role] = totals.get(role, 0) + amount
+        if set(totals) == {"loss_allowance"}:
+            assert abs(totals["loss_allowance"]) == booked[entry_id][0][2]
+            continue
+        product = next(p for p in book.products.values() if p.code in head["description"])
+        drilled = sorted(
+            (p.account, p.side.value, p.amount_minor) for p in postings_for(product, totals)
+        )
+        assert drilled == booked[entry_id]

@@ -97,3 +97,35 @@ def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
     report = verify_ledger(db)
     assert report.ok
     assert (report.entries_checked, report.head_seq) == (1, 1)
+
+
+def test_end_of_day_history_survives_0006_down_and_up(db: Database) -> None:
+    """0006 moves the loans' snapshots to a table of their own and the drill
+    rows into one body per entry: down to 0005 and up again keeps both."""
+    import random
+
+    from lendcore.services import eod
+    from lendcore.services import loans as loan_service
+    from tests.integration.eod_helpers import live_day, open_book
+
+    book = open_book(db, 6, seed=31)
+    rng = random.Random(32)
+    for _ in range(2):
+        live_day(book, rng, per_day=2)
+        eod.run_day(book.servicing)
+    with db.reading() as conn:
+        entries = [r[0] for r in conn.execute(text("SELECT entry_id FROM gl_drill"))]
+    drills = {e: eod.drill(db, e) for e in entries}
+    views = {i: loan_service.get_loan(db, i).state for i in book.loan_ids}
+
+    with db.engine.connect() as conn, conn.begin():
+        command.downgrade(migrations.alembic_config(conn), "0005")
+    with db.engine.connect() as conn:
+        held = conn.execute(
+            text("SELECT count(*) FROM loans WHERE snapshot_json IS NOT NULL")
+        ).scalar_one()
+        assert held == len(book.loan_ids)
+    migrations.upgrade(db)
+    assert differences(db, metadata) == []
+    assert {e: eod.drill(db, e) for e in entries} == drills
+    assert {i: loan_service.get_loan(db, i).state for i in book.loan_ids} == views

@@ -50,7 +50,7 @@ from lendcore.services import ledger
 from lendcore.services.business_date import move_business_date
 from lendcore.services.clock import current_business_date, utc_timestamp
 from lendcore.services.commands import command, note_result, query
-from lendcore.services.eod_image import BookImage, EodSnapshotMissing
+from lendcore.services.eod_image import BookImage, EodSnapshotMissing, decode, encode
 from lendcore.services.events import emit
 from lendcore.services.loans import postings_for
 from lendcore.services.products import product_on
@@ -542,7 +542,7 @@ def _post(
             entry_id,
             keyed.filter(
                 (pl.col("product_code") == key[0]) & (pl.col("product_version") == key[1])
-            ),
+            ).select("loan_id", *ROLES),
         )
     _provide(conn, book, loans_now, today, close)
     if (today + timedelta(days=1)).day == 1:
@@ -657,16 +657,8 @@ def _provide(
         product = book.products.get((code, version)) or product_on(conn, code, version).product
         entry_id = _book_allowance(conn, product, version, total, today)
         close.entries.append(entry_id)
-        insert_frame(
-            conn,
-            "gl_drill",
-            part.select(
-                pl.lit(entry_id, dtype=pl.Int64).alias("entry_id"),
-                "loan_id",
-                pl.concat_str(
-                    pl.lit('{"loss_allowance": '), pl.col("delta").cast(pl.String), pl.lit("}")
-                ).alias("deltas_json"),
-            ),
+        _record_drill(
+            conn, entry_id, part.select("loan_id", pl.col("delta").alias("loss_allowance"))
         )
     close.stage_moves = (
         still_open.join(prev.select("loan_id", pl.col("stage").alias("was")), on="loan_id")
@@ -756,23 +748,12 @@ def _keep_provisions(
     )
 
 
-def _record_drill(conn: Connection, entry_id: int, rows: pl.DataFrame) -> None:
-    """Each loan's part of a summarised entry, non-zero roles only (JSON built
-    as columns, sorted keys: the text `json.dumps(..., sort_keys=True)` gives)."""
-    parts = [
-        pl.when(pl.col(role) != 0).then(
-            pl.concat_str(pl.lit(f'"{role}": '), pl.col(role).cast(pl.String))
-        )
-        for role in sorted(ROLES)
-    ]
-    encoded = rows.select(
-        pl.lit(entry_id, dtype=pl.Int64).alias("entry_id"),
-        "loan_id",
-        pl.concat_str(
-            pl.lit("{"), pl.concat_list(parts).list.drop_nulls().list.join(", "), pl.lit("}")
-        ).alias("deltas_json"),
-    )
-    insert_frame(conn, "gl_drill", encoded)
+def _record_drill(conn: Connection, entry_id: int, parts: pl.DataFrame) -> None:
+    """Each loan's part of a summarised entry (`loan_id` and a column per role),
+    kept with the entry: the roles the entry moves, in loan order."""
+    roles = [c for c in sorted(parts.columns) if c != "loan_id" and (parts[c] != 0).any()]
+    frame = parts.select("loan_id", *roles).sort("loan_id")
+    conn.execute(insert(gl_drill).values(entry_id=entry_id, loans=frame.height, body=encode(frame)))
 
 
 def _save_loans(conn: Connection, book: Book, closed: pl.DataFrame, today: date) -> pl.DataFrame:
@@ -855,15 +836,10 @@ def drill(db: Database, entry_id: int) -> tuple[dict[str, Any], list[DrillLine]]
         ).first()
         if entry is None:
             raise DrillNotFound(f"no journal entry {entry_id}", entry_id=entry_id)
-        lines = [
-            DrillLine(int(r.loan_id), json.loads(r.deltas_json))
-            for r in conn.execute(
-                select(gl_drill.c.loan_id, gl_drill.c.deltas_json)
-                .where(gl_drill.c.entry_id == entry_id)
-                .order_by(gl_drill.c.loan_id)
-            )
-        ]
-        if not lines:
+        body = conn.execute(
+            select(gl_drill.c.body).where(gl_drill.c.entry_id == entry_id)
+        ).scalar_one_or_none()
+        if body is None:
             raise DrillNotFound(
                 f"journal entry {entry_id} is not a summarised end-of-day entry",
                 entry_id=entry_id,
@@ -871,4 +847,10 @@ def drill(db: Database, entry_id: int) -> tuple[dict[str, Any], list[DrillLine]]
         currency = conn.execute(
             select(postings.c.currency).where(postings.c.entry_id == entry_id).limit(1)
         ).scalar_one()
+    parts = decode(body)
+    roles = [c for c in parts.columns if c != "loan_id"]
+    lines = [
+        DrillLine(int(row[0]), {r: int(v) for r, v in zip(roles, row[1:], strict=True) if v})
+        for row in parts.iter_rows()
+    ]
     return {"id": entry.id, "description": entry.description, "currency": currency}, lines

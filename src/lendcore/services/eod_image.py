@@ -56,8 +56,10 @@ def encode(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def decode(body: bytes, schema: dict[str, Any]) -> pl.DataFrame:
+def decode(body: bytes, schema: dict[str, Any] | None = None) -> pl.DataFrame:
     frame = pl.read_parquet(io.BytesIO(body))
+    if schema is None:
+        return frame
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 

@@ -759,11 +759,12 @@ eod_runs = Table(
 gl_drill = Table(
     "gl_drill",
     metadata,
-    # What each loan contributed to a summarised end-of-day entry, per role (JSON).
-    Column("entry_id", Id, nullable=False),
-    Column("loan_id", Id, nullable=False),
-    Column("deltas_json", Text, nullable=False),
-    PrimaryKeyConstraint("entry_id", "loan_id"),
+    # What each loan contributed to a summarised end-of-day entry: one row per
+    # entry, the loans' parts per role as a Parquet body (`loan_id` and a column
+    # per role the entry moves), since a night's entries stand for every loan.
+    Column("entry_id", Id, primary_key=True),
+    Column("loans", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
 )
 
 loan_provisions = Table(

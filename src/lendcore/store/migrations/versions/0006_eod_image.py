@@ -6,15 +6,22 @@ The loans' snapshots decoded into end of day's columns, kept as Parquet parts
 checked loan by loan against `last_seq`, so a night decodes only the loans
 whose events moved. The snapshots themselves move from the loan's row to a
 table of their own, so that end of day's nightly update of every loan's row
-does not rewrite its snapshot too.
+does not rewrite its snapshot too. The loans behind each summarised entry
+(`gl_drill`) become one row per entry, their parts in a Parquet body.
 
 Create Date: 2026-11-26 17:30:00.000000
 """
 
 from __future__ import annotations
 
+import io
+import json
+
+import polars as pl
 import sqlalchemy as sa
 from alembic import op
+
+from lendcore.store.migrations.ddl import append_only
 
 revision = "0006"
 down_revision = "0005"
@@ -58,16 +65,69 @@ def upgrade() -> None:
         "INSERT INTO loan_snapshots (loan_id, snapshot_json) "
         "SELECT id, snapshot_json FROM loans WHERE snapshot_json IS NOT NULL"
     )
-    with op.batch_alter_table("loans") as batch:
-        batch.drop_column("snapshot_json")
+    # SQLite (3.35 and later) drops a column in place; rebuilding the table
+    # would drop a table the loans' events and provisions refer to.
+    op.drop_column("loans", "snapshot_json")
+
+    _drill_to_bodies()
+
+
+def _drill_to_bodies() -> None:
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text("SELECT entry_id, loan_id, deltas_json FROM gl_drill ORDER BY entry_id, loan_id")
+    ).all()
+    op.drop_table("gl_drill")
+    table = op.create_table(
+        "gl_drill",
+        sa.Column("entry_id", _id(), nullable=False),
+        sa.Column("loans", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_gl_drill")),
+    )
+    append_only(("gl_drill",))
+    by_entry: dict[int, list[dict[str, int]]] = {}
+    for entry_id, loan_id, deltas in rows:
+        by_entry.setdefault(entry_id, []).append({"loan_id": loan_id, **json.loads(deltas)})
+    for entry_id, lines in by_entry.items():
+        frame = pl.DataFrame(lines).fill_null(0)
+        frame = frame.select("loan_id", *sorted(c for c in frame.columns if c != "loan_id"))
+        buffer = io.BytesIO()
+        frame.cast(pl.Int64).write_parquet(buffer, compression="zstd", statistics=False)
+        op.bulk_insert(
+            table, [{"entry_id": entry_id, "loans": frame.height, "body": buffer.getvalue()}]
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("loans") as batch:
-        batch.add_column(sa.Column("snapshot_json", sa.Text(), nullable=True))
+    op.add_column("loans", sa.Column("snapshot_json", sa.Text(), nullable=True))
     op.execute(
         "UPDATE loans SET snapshot_json = "
         "(SELECT s.snapshot_json FROM loan_snapshots s WHERE s.loan_id = loans.id)"
     )
     op.drop_table("loan_snapshots")
     op.drop_table("eod_image")
+    bodies = op.get_bind().execute(sa.text("SELECT entry_id, body FROM gl_drill")).all()
+    op.drop_table("gl_drill")
+    table = op.create_table(
+        "gl_drill",
+        sa.Column("entry_id", _id(), nullable=False),
+        sa.Column("loan_id", _id(), nullable=False),
+        sa.Column("deltas_json", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("entry_id", "loan_id", name=op.f("pk_gl_drill")),
+    )
+    append_only(("gl_drill",))
+    for entry_id, body in bodies:
+        frame = pl.read_parquet(io.BytesIO(body))
+        roles = [c for c in frame.columns if c != "loan_id"]
+        op.bulk_insert(
+            table,
+            [
+                {
+                    "entry_id": entry_id,
+                    "loan_id": row["loan_id"],
+                    "deltas_json": json.dumps({r: row[r] for r in roles if row[r]}, sort_keys=True),
+                }
+                for row in frame.iter_rows(named=True)
+            ],
+        )
