@@ -628,23 +628,37 @@ class _Replay:
         # Each instalment's unpaid amount per component, computed once.
         unpaid = [d.unpaid_parts() for d in self.dues]
         pen, fee, interest, principal = range(4)  # positions in COMPONENTS
-        past = [u for d, u in zip(fallen, unpaid, strict=False) if d.due_date < as_of]
-        by_component = {name: sum(u[i] for u in past) for i, name in enumerate(_NAMES)}
-        overdue = sum(by_component.values())
+        # The fallen instalments' sums, in one pass (a read does this every time).
+        past = [0, 0, 0, 0]  # unpaid per component, due before as_of
+        fallen_unpaid_interest = fallen_unpaid_fee = fallen_unpaid_pen = 0
+        fallen_interest = fallen_fee = fallen_penalty = 0
+        for d, u in zip(fallen, unpaid, strict=False):
+            if d.due_date < as_of:
+                past[pen] += u[pen]
+                past[fee] += u[fee]
+                past[interest] += u[interest]
+                past[principal] += u[principal]
+            fallen_unpaid_interest += u[interest]
+            fallen_unpaid_fee += u[fee]
+            fallen_unpaid_pen += u[pen]
+            fallen_interest += d.interest + d.capitalised
+            fallen_fee += d.fee
+            fallen_penalty += d.penalty()
+        by_component = dict(zip(_NAMES, past, strict=True))
+        overdue = sum(past)
         dpd = 0
         if overdue > self._tolerance():
             oldest = next(
                 d for d, u in zip(fallen, unpaid, strict=False) if d.due_date < as_of and any(u)
             )
             dpd = (as_of - oldest.due_date).days
-        fallen_unpaid = unpaid[: self.fallen]
         principal_balance = sum(u[principal] for u in unpaid) - sum(
             d.capitalised for d in self.dues[self.fallen :]
         )
-        interest_receivable = sum(u[interest] for u in fallen_unpaid) + accrued
-        fee_receivable = sum(u[fee] + u[pen] for u in fallen_unpaid)
+        interest_receivable = fallen_unpaid_interest + accrued
+        fee_receivable = fallen_unpaid_fee + fallen_unpaid_pen
         waived = {c: sum(d.waived[c] for d in self.dues) for c in COMPONENTS}
-        recognised_interest = sum(d.interest + d.capitalised for d in fallen) + accrued
+        recognised_interest = fallen_interest + accrued
         positions = {
             "principal": principal_balance,
             "interest_receivable": interest_receivable,
@@ -653,16 +667,16 @@ class _Replay:
             "fund_source": self.received + self.recovered - self.cash_out,
             "overpayment": self.suspense,
             "interest_income": recognised_interest - waived[Component.INTEREST],
-            "fee_income": self.disbursement_fees
-            + sum(d.fee for d in fallen)
-            - waived[Component.FEE],
-            "penalty_income": sum(d.penalty() for d in fallen) - waived[Component.PENALTY],
+            "fee_income": self.disbursement_fees + fallen_fee - waived[Component.FEE],
+            "penalty_income": fallen_penalty - waived[Component.PENALTY],
             "recovery_income": self.recovered,
         }
         payoff = (
             principal_balance
             + accrued
-            + sum(u[pen] + u[fee] + u[interest] for u in fallen_unpaid)
+            + fallen_unpaid_pen
+            + fallen_unpaid_fee
+            + fallen_unpaid_interest
             - self.suspense
         )
         if self.written_off_on is not None:
