@@ -870,6 +870,8 @@ def _view(
 _HISTORY_COLUMNS = (
     "seq, kind, value_date, business_date, amount_minor, payload_json, entry_id, actor, created_at"
 )
+if LoanRecord._fields[6:] != ("entry_id", "actor", "created_at"):
+    raise RuntimeError("_history_page builds LoanRecord from _HISTORY_COLUMNS by position")
 _HISTORY_SQL = (
     f"SELECT {_HISTORY_COLUMNS} FROM loan_events WHERE loan_id = ? ORDER BY seq DESC LIMIT ?"
 )
@@ -898,21 +900,12 @@ def _history_page(
         raise InvalidInput("the history cursor is an event's seq (1 or more)", before=before)
     else:
         rows = run_now(conn, _sql(conn, _HISTORY_BEFORE_SQL), (loan_id, before, limit + 1))
+    # Positional, in _HISTORY_COLUMNS' order (LoanRecord's fields).
     page = [
         LoanRecord(
-            seq=seq,
-            kind=kind,
-            value_date=_to_date(value_date),
-            business_date=_to_date(business_date),
-            amount_minor=amount,
-            payload=_decode_json(payload_json)[0],
-            entry_id=entry_id,
-            actor=actor,
-            created_at=created_at,
+            seq, kind, _to_date(value), _to_date(booked), amount, _decode_json(payload)[0], *rest
         )
-        for seq, kind, value_date, business_date, amount, payload_json, entry_id, actor, created_at in reversed(
-            rows[:limit]
-        )
+        for seq, kind, value, booked, amount, payload, *rest in reversed(rows[:limit])
     ]
     return tuple(page), (page[0].seq if len(rows) > limit else None)
 
