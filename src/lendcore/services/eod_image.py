@@ -43,6 +43,7 @@ FORMAT = hashlib.sha256(
 COMPACT_SHARE = 0.2
 COMPACT_PARTS = 30
 _IN_LIST = 500  # loan ids per IN (...) when only a few of a slice need decoding
+DECODE_BATCH = 20_000
 _BASE_CACHE = 2  # decoded base parts kept while the slices walk the book
 
 
@@ -141,7 +142,7 @@ class BookImage:
         low, high = int(rows["loan_id"][0]), int(rows["loan_id"][-1])
         image_loans, image_dues = self._range(conn, low, high)
         held, missing = held_and_missing(image_loans, rows.select("loan_id", "last_seq"))
-        new_loans, new_dues = self._decode(conn, missing, low, high, rows.height)
+        new_loans, new_dues = self._decode(conn, missing)
         book_loans = pl.concat([held, new_loans]).sort("loan_id")
         book_dues = pl.concat(
             [image_dues.join(held.select("loan_id"), on="loan_id", how="semi"), new_dues]
@@ -191,11 +192,34 @@ class BookImage:
             self._deltas = self._read(conn, eod_image.c.id.in_(ids))
         return self._deltas
 
-    def _decode(
-        self, conn: Connection, missing: pl.DataFrame, low: int, high: int, slice_size: int
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        if missing.is_empty():
-            return pl.DataFrame(schema=IMAGE_LOAN_SCHEMA), pl.DataFrame(schema=DUE_SCHEMA)
+    def _decode(self, conn: Connection, missing: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Decode the snapshots of the `missing` loans, `DECODE_BATCH` at a time
+        (the JSON text is the bulk of a loan: memory follows the batch)."""
+        loans_parts = [pl.DataFrame(schema=IMAGE_LOAN_SCHEMA)]
+        dues_parts = [pl.DataFrame(schema=DUE_SCHEMA)]
+        for batch in missing.select("loan_id").sort("loan_id").iter_slices(DECODE_BATCH):
+            found = self._snapshots(conn, batch["loan_id"])
+            if found["snapshot_json"].null_count():
+                loan = int(found.filter(pl.col("snapshot_json").is_null())["loan_id"][0])
+                raise EodSnapshotMissing(
+                    f"active loan {loan} has no servicing snapshot", loan_id=loan
+                )
+            new_loans, new_dues = frames_from_json(found.drop("last_seq"))
+            loans_parts.append(
+                new_loans.join(found.select("loan_id", "last_seq"), on="loan_id").select(
+                    list(IMAGE_LOAN_SCHEMA)
+                )
+            )
+            dues_parts.append(new_dues)
+        new_loans, new_dues = pl.concat(loans_parts), pl.concat(dues_parts)
+        self.decoded += new_loans.height
+        self._fresh_loans.append(new_loans)
+        self._fresh_dues.append(new_dues)
+        return new_loans, new_dues
+
+    @staticmethod
+    def _snapshots(conn: Connection, ids: pl.Series) -> pl.DataFrame:
+        """The snapshots of loans `ids` (in loan order), with their keys."""
         schema = {
             "loan_id": pl.Int64,
             "product_code": pl.String,
@@ -206,42 +230,21 @@ class BookImage:
         mark = "?" if conn.dialect.name == "sqlite" else "%s"
         select_ = (
             "SELECT l.id AS loan_id, l.product_code, l.product_version, l.last_seq, "
-            "s.snapshot_json "
-            "FROM loans l LEFT JOIN loan_snapshots s ON s.loan_id = l.id WHERE "
+            "s.snapshot_json FROM loans l LEFT JOIN loan_snapshots s ON s.loan_id = l.id WHERE "
         )
-        ids = missing["loan_id"]
-        if missing.height * 4 > slice_size:
-            # Most of the slice: one range read, then keep the ones wanted.
-            found = read_frame(
-                conn,
-                select_ + f"l.id BETWEEN {mark} AND {mark} AND l.status = 'active'",
-                (low, high),
-                schema,
-            ).join(missing.select("loan_id"), on="loan_id", how="semi")
-        else:
-            found = pl.concat(
-                read_frame(
-                    conn,
-                    select_ + f"l.id IN ({', '.join([mark] * len(part))})",
-                    part,
-                    schema,
-                )
-                for part in (
-                    [int(i) for i in ids[start : start + _IN_LIST]]
-                    for start in range(0, ids.len(), _IN_LIST)
-                )
+        low, high = int(ids[0]), int(ids[-1])
+        if ids.len() * 2 > high - low + 1:
+            # Most loans of the id range: one range read, then keep the ones wanted.
+            return read_frame(
+                conn, select_ + f"l.id BETWEEN {mark} AND {mark}", (low, high), schema
+            ).filter(pl.col("loan_id").is_in(ids.implode()))
+        return pl.concat(
+            read_frame(conn, select_ + f"l.id IN ({', '.join([mark] * len(part))})", part, schema)
+            for part in (
+                [int(i) for i in ids[start : start + _IN_LIST]]
+                for start in range(0, ids.len(), _IN_LIST)
             )
-        if found["snapshot_json"].null_count():
-            loan = int(found.filter(pl.col("snapshot_json").is_null())["loan_id"][0])
-            raise EodSnapshotMissing(f"active loan {loan} has no servicing snapshot", loan_id=loan)
-        new_loans, new_dues = frames_from_json(found.drop("last_seq"))
-        new_loans = new_loans.join(found.select("loan_id", "last_seq"), on="loan_id").select(
-            list(IMAGE_LOAN_SCHEMA)
         )
-        self.decoded += new_loans.height
-        self._fresh_loans.append(new_loans)
-        self._fresh_dues.append(new_dues)
-        return new_loans, new_dues
 
     # --- writing ------------------------------------------------------------------------
 
