@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection
@@ -133,8 +133,14 @@ def _record_alone(db: Database, running: _Running, outcome: str, error_code: str
     running.audited = True
 
 
+@lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    # A command's signature does not change; computing it costs more than binding.
+    return inspect.signature(fn)
+
+
 def _inputs(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    bound = inspect.signature(fn).bind_partial(None, *args, **kwargs)
+    bound = _signature(fn).bind_partial(None, *args, **kwargs)
     # A callback (a progress bar) is how the caller watches, not what it asked for.
     values = {k: v for k, v in bound.arguments.items() if k != "db" and not callable(v)}
     return canonical(redact(to_plain(values)))
