@@ -938,4 +938,6 @@ def _allocation_from(doc: list[Any]) -> Allocation:
     # Positional, in _ALLOCATION_FIELDS order (seq, value_date, then the amounts).
     if len(doc) != len(_ALLOCATION_FIELDS):
         raise ValueError(f"an allocation has {len(_ALLOCATION_FIELDS)} fields: {doc!r}")
-    return Allocation(doc[0], date.fromisoformat(doc[1]), *doc[2:])
+    values = list(doc)
+    values[1] = date.fromisoformat(values[1])
+    return Allocation._make(values)  # the tuple directly: a read decodes every allocation
