@@ -151,3 +151,15 @@ def stored(db: Database) -> dict[int, tuple[str, int, int, int, dict[str, int]]]
             )
         ).all()
     return {r[0]: (r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows}
+
+
+def lived(db: Database, size: int, seed: int, nights: int, per_day: int) -> Book:
+    """A book of `size` loans lived for `nights` days: live servicing, then end of day."""
+    from lendcore.services import eod
+
+    book = open_book(db, size, seed=seed)
+    rng = random.Random(seed + 1)
+    for _ in range(nights):
+        live_day(book, rng, per_day=per_day)
+        eod.run_day(book.servicing)
+    return book

@@ -11,7 +11,14 @@ from sqlalchemy import select
 from lendcore.eod.kernel import ROLES
 from lendcore.services import eod
 from lendcore.store.database import Database
-from tests.integration.eod_helpers import business_date, live_day, open_book, replayed, stored
+from tests.integration.eod_helpers import (
+    business_date,
+    live_day,
+    lived,
+    open_book,
+    replayed,
+    stored,
+)
 
 
 def test_closing_days_keeps_every_loan_equal_to_its_replay(db: Database) -> None:
@@ -180,11 +187,7 @@ def test_each_summarised_entry_drills_down_to_the_loans_that_make_it(db: Databas
     from lendcore.services.loans import postings_for
     from lendcore.store.schema import accounts, gl_drill, postings
 
-    book = open_book(db, 12, seed=47)
-    rng = random.Random(48)
-    for _ in range(3):
-        live_day(book, rng, per_day=3)
-        eod.run_day(book.servicing)
+    book = lived(db, 12, seed=47, nights=3, per_day=3)
     with db.reading() as conn:
         entries = conn.execute(select(gl_drill.c.entry_id)).scalars().all()
         booked = {

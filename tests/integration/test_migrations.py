@@ -102,17 +102,11 @@ def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
 def test_end_of_day_history_survives_0006_down_and_up(db: Database) -> None:
     """0006 moves the loans' snapshots to a table of their own and the drill
     rows into one body per entry: down to 0005 and up again keeps both."""
-    import random
-
     from lendcore.services import eod
     from lendcore.services import loans as loan_service
-    from tests.integration.eod_helpers import live_day, open_book
+    from tests.integration.eod_helpers import lived
 
-    book = open_book(db, 6, seed=31)
-    rng = random.Random(32)
-    for _ in range(2):
-        live_day(book, rng, per_day=2)
-        eod.run_day(book.servicing)
+    book = lived(db, 6, seed=31, nights=2, per_day=2)
     with db.reading() as conn:
         entries = [r[0] for r in conn.execute(text("SELECT entry_id FROM gl_drill"))]
     drills = {e: eod.drill(db, e) for e in entries}

@@ -54,6 +54,7 @@ from lendcore.services.eod_image import BookImage, EodSnapshotMissing, decode, e
 from lendcore.services.events import emit
 from lendcore.services.loans import postings_for
 from lendcore.services.products import product_on
+from lendcore.store.bulk import placeholders
 from lendcore.store.database import Database, normalise_url
 from lendcore.store.frames import insert_frame, read_frame, update_frame, upsert_frame
 from lendcore.store.schema import (
@@ -555,7 +556,7 @@ def _record_month_end(conn: Connection, today: date) -> None:
     (`closed`) or been written off (`default`)."""
     month = today.replace(day=1)
     last_month = (month - timedelta(days=1)).replace(day=1)
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    mark = placeholders(conn, 1)
     frame = read_frame(
         conn,
         "SELECT id AS loan_id, status, days_past_due AS dpd FROM loans WHERE status = 'active' "

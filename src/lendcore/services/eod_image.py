@@ -30,6 +30,7 @@ from sqlalchemy import Connection, and_, delete, insert, select
 
 from lendcore.eod.kernel import DUE_SCHEMA, LOAN_SCHEMA, frames_from_json
 from lendcore.errors import Conflict
+from lendcore.store.bulk import placeholders
 from lendcore.store.frames import read_frame
 from lendcore.store.schema import eod_image
 
@@ -227,7 +228,7 @@ class BookImage:
             "last_seq": pl.Int64,
             "snapshot_json": pl.String,
         }
-        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        mark = placeholders(conn, 1)
         select_ = (
             "SELECT l.id AS loan_id, l.product_code, l.product_version, l.last_seq, "
             "s.snapshot_json FROM loans l LEFT JOIN loan_snapshots s ON s.loan_id = l.id WHERE "
@@ -239,7 +240,7 @@ class BookImage:
                 conn, select_ + f"l.id BETWEEN {mark} AND {mark}", (low, high), schema
             ).filter(pl.col("loan_id").is_in(ids.implode()))
         return pl.concat(
-            read_frame(conn, select_ + f"l.id IN ({', '.join([mark] * len(part))})", part, schema)
+            read_frame(conn, select_ + f"l.id IN ({placeholders(conn, len(part))})", part, schema)
             for part in (
                 [int(i) for i in ids[start : start + _IN_LIST]]
                 for start in range(0, ids.len(), _IN_LIST)
