@@ -139,6 +139,13 @@ def replayed(db: Database, loan_id: int, as_of: date) -> LoanState:
 
 
 def stored(db: Database) -> dict[int, tuple[str, int, int, int, dict[str, int]]]:
+    """Each loan's summary as the database holds it: status, days past due,
+    overdue, principal outstanding and posted positions."""
+    return {k: (*v[:4], v[5]) for k, v in stored_as_of(db).items()}
+
+
+def stored_as_of(db: Database) -> dict[int, tuple[str, int, int, int, date, dict[str, int]]]:
+    """`stored`, with the date each loan's summary is as of before the positions."""
     with db.reading() as conn:
         rows = conn.execute(
             select(
@@ -147,10 +154,11 @@ def stored(db: Database) -> dict[int, tuple[str, int, int, int, dict[str, int]]]
                 loans.c.days_past_due,
                 loans.c.overdue_minor,
                 loans.c.principal_outstanding_minor,
+                loans.c.state_as_of,
                 loans.c.positions_json,
             )
         ).all()
-    return {r[0]: (r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows}
+    return {r[0]: (r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows}
 
 
 def lived(db: Database, size: int, seed: int, nights: int, per_day: int) -> Book:

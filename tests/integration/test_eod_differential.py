@@ -15,7 +15,6 @@ moves) and every loan's stored positions, arrears and status must be the same.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from tests.integration.eod_helpers import (
     open_book,
     replayed,
     stored,
+    stored_as_of,
 )
 
 DAYS = 90
@@ -190,25 +190,6 @@ def _trial_balance(db: Database, leave_out: set[str]) -> dict[str, tuple[int, in
     }
 
 
-LoanRow = tuple[str, int, int, int, date, dict[str, int]]
-
-
-def _loan_states(db: Database) -> dict[int, LoanRow]:
-    with db.reading() as conn:
-        rows = conn.execute(
-            select(
-                loans.c.id,
-                loans.c.status,
-                loans.c.days_past_due,
-                loans.c.overdue_minor,
-                loans.c.principal_outstanding_minor,
-                loans.c.state_as_of,
-                loans.c.positions_json,
-            )
-        ).all()
-    return {r[0]: (r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows}
-
-
 @pytest.mark.slow
 def test_end_of_day_and_the_per_loan_path_give_the_same_ledger_and_loans(
     db: Database, second_url: str
@@ -232,10 +213,10 @@ def test_end_of_day_and_the_per_loan_path_give_the_same_ledger_and_loans(
             if day % 30 == 0:
                 assert business_date(db) == business_date(other)
                 assert _trial_balance(db, leave_out) == _trial_balance(other, leave_out), day
-                assert _loan_states(db) == _loan_states(other), day
+                assert stored_as_of(db) == stored_as_of(other), day
                 compared += 1
         assert compared == 3
-        states = _loan_states(db).values()
+        states = stored(db).values()
         assert any(s[1] > 0 for s in states), "no loan fell into arrears"
         assert any(s[0] == "closed" for s in states), "no loan was repaid"
     finally:
